@@ -1,0 +1,26 @@
+"""AudioFormat: every PCM buffer in agentd is signed 16-bit little-endian at a known rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLE_WIDTH_BYTES = 2  # S16_LE everywhere: what webrtcvad, AssemblyAI and pcm_* TTS use
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    rate_hz: int
+    channels: int = 1
+
+    @property
+    def bytes_per_frame(self) -> int:
+        return SAMPLE_WIDTH_BYTES * self.channels
+
+    def bytes_for_ms(self, ms: float) -> int:
+        return int(self.rate_hz * ms / 1000) * self.bytes_per_frame
+
+    def frames_for_ms(self, ms: float) -> int:
+        return int(self.rate_hz * ms / 1000)
+
+    def duration_ms(self, nbytes: int) -> float:
+        return nbytes / self.bytes_per_frame / self.rate_hz * 1000.0

@@ -1,0 +1,69 @@
+"""Config sections for the audio front end: capture, playback, VAD gate, barge-in, sim."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from agentd.config._fields import section, setting
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    backend: Literal["alsa", "sim"] = setting("alsa", doc="alsa = real device; sim = scenario mic.")
+    device: str = setting("default", doc="ALSA PCM name, e.g. 'plughw:CARD=ArrayUAC10,DEV=0'.")
+    rate_hz: int = setting(16000, choices=(8000, 16000, 32000, 48000))
+    channels: int = setting(1, min=1, max=16)
+    channel: int = setting(-1, min=-1, max=15, doc="-1 = mix all channels, else pick one.")
+    period_ms: int = setting(20, choices=(10, 20, 30), doc="One VAD frame per period.")
+    reopen_max_backoff_s: float = setting(10.0, min=0.5, max=300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackConfig:
+    backend: Literal["alsa", "sim"] = "alsa"
+    device: str = "default"
+    rate_hz: int = setting(16000, choices=(16000, 22050, 24000, 44100, 48000))
+    period_ms: int = setting(20, min=5, max=100)
+    buffer_periods: int = setting(4, min=2, max=32, doc="Device buffer = periods × period_ms.")
+    volume: float = setting(1.0, min=0.0, max=2.0, doc="Software gain, 1.0 = unchanged.")
+
+
+@dataclass(frozen=True, slots=True)
+class VadConfig:
+    aggressiveness: int = setting(2, min=0, max=3, doc="webrtcvad mode, 3 = most aggressive.")
+    start_voiced_frames: int = setting(6, min=1, max=50, doc="N voiced of the last M opens.")
+    start_window_frames: int = setting(10, min=1, max=50)
+    stop_unvoiced_frames: int = setting(30, min=1, max=200, doc="Unvoiced run that closes.")
+    preroll_ms: int = setting(400, min=300, max=2000, doc="Replayed when the gate opens.")
+    hangover_ms: int = setting(300, min=0, max=3000)
+    min_speech_ms: int = setting(250, min=0, max=5000)
+    max_utterance_s: float = setting(30.0, min=1.0, max=300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInConfig:
+    enabled: bool = True
+    mode: Literal["reference", "aec"] = setting(
+        "reference",
+        doc="reference = echo-aware gate on the played signal; aec = trust a hardware AEC mic.",
+    )
+    min_speech_ms: int = setting(300, min=60, max=2000, doc="Shorter = backchannel, ignored.")
+    echo_margin_db: float = setting(6.0, min=0.0, max=40.0)
+    resume_after_false_s: float = setting(1.5, min=0.3, max=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SimAudioConfig:
+    scenario: str = setting("", doc="Scenario TOML for the simulated mic.")
+    speaker_wav: str = setting("", doc="Write what the simulated speaker played here.")
+    realtime: bool = setting(True, doc="Pace the simulated mic in real time.")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    capture: CaptureConfig = section(CaptureConfig)
+    playback: PlaybackConfig = section(PlaybackConfig)
+    vad: VadConfig = section(VadConfig)
+    barge_in: BargeInConfig = section(BargeInConfig)
+    sim: SimAudioConfig = section(SimAudioConfig)
