@@ -1,4 +1,4 @@
-"""Config sections for the cloud links: STT, LLM (with tools), TTS, and the fallback voice."""
+"""Config sections for the language model, its tools and opening hours."""
 
 from __future__ import annotations
 
@@ -7,24 +7,6 @@ from typing import Any, Literal
 
 from agentd.config._fields import section, setting
 from agentd.errors import ConfigError
-
-
-@dataclass(frozen=True, slots=True)
-class SttConfig:
-    provider: Literal["assemblyai"] = "assemblyai"
-    api_host: str = setting("wss://streaming.assemblyai.com", doc="ws:// for a local emulator.")
-    speech_model: str = "u3-rt-pro"
-    format_turns: bool = True
-    min_turn_silence_ms: int = setting(400, min=0, max=10000)
-    max_turn_silence_ms: int = setting(1280, min=0, max=20000)
-    end_of_turn_confidence: float = setting(0.7, min=0.0, max=1.0)
-    keyterms: tuple[str, ...] = setting((), doc="Business and staff names to bias towards.")
-    chunk_ms: int = setting(50, min=50, max=1000, doc="PCM per websocket frame.")
-    idle_close_s: float = setting(20.0, min=1.0, max=600.0, doc="Terminate after idle.")
-    final_timeout_s: float = setting(3.0, min=0.5, max=30.0)
-    connect_timeout_s: float = setting(5.0, min=0.5, max=60.0)
-    max_backoff_s: float = setting(30.0, min=1.0, max=600.0)
-    buffer_s: float = setting(30.0, min=1.0, max=300.0, doc="Audio kept while reconnecting.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,30 +59,3 @@ class LlmConfig:
     max_tool_rounds: int = setting(3, min=1, max=10)
     tools: tuple[ToolConfig, ...] = ()
     opening_hours: OpeningHoursConfig = section(OpeningHoursConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class TtsConfig:
-    provider: Literal["elevenlabs"] = "elevenlabs"
-    base_url: str = setting("https://api.elevenlabs.io", doc="http:// for a local emulator.")
-    voice_id: str = "21m00Tcm4TlvDq8ikWAM"
-    model_id: str = "eleven_flash_v2_5"
-    stability: float = setting(0.5, min=0.0, max=1.0)
-    similarity_boost: float = setting(0.75, min=0.0, max=1.0)
-    speed: float = setting(1.0, min=0.7, max=1.2)
-    optimize_streaming_latency: int = setting(3, min=0, max=4)
-    first_byte_timeout_s: float = setting(3.0, min=0.2, max=60.0)
-    chunk_gap_timeout_s: float = setting(3.0, min=0.2, max=60.0)
-    min_clause_chars: int = setting(12, min=1, max=200, doc="Shorter clauses wait for more text.")
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackConfig:
-    """The local voice used when a cloud link fails, so the visitor is never left in silence."""
-
-    espeak_voice: str = "en-us"
-    espeak_speed_wpm: int = setting(165, min=80, max=400)
-    sorry_line: str = "Sorry, I'm having trouble right now. Please try again in a moment."
-    not_heard_line: str = "Sorry, I didn't catch that. Could you say it again?"
-    offline_line: str = "I'm offline at the moment. Please ask at the desk."
-    deadline_s: float = setting(2.0, min=0.5, max=10.0, doc="Fallback heard within this.")
