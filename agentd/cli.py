@@ -1,0 +1,164 @@
+"""The `agentd` command line: run, check-config, devices, version, test-hardware, demo, bench.
+
+Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for any configuration error (the unit's
+RestartPreventExitStatus=78 stops systemd from restart-looping on a bad config), 1 for a
+runtime failure. Heavy modules are imported inside each command so `agentd version`
+and the start of `agentd run` stay fast on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agentd import __version__
+from agentd.errors import AgentdError, ConfigError
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_USAGE = 2
+EX_CONFIG = 78
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EX_USAGE
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"agentd: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except AgentdError as exc:
+        print(f"agentd: error ({exc.error_kind}): {exc}", file=sys.stderr)
+        return EX_FAILURE
+    except KeyboardInterrupt:
+        return EX_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    from agentd.config import DEFAULT_PATH
+
+    parser = argparse.ArgumentParser(prog="agentd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon (what systemd starts)")
+    run.add_argument("--config", default=DEFAULT_PATH, help=f"config file (default {DEFAULT_PATH})")
+    run.set_defaults(handler=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config, print it with secrets redacted")
+    check.add_argument("path", nargs="?", default=DEFAULT_PATH)
+    check.add_argument("--json", action="store_true", help="print JSON instead of TOML-ish text")
+    check.set_defaults(handler=_cmd_check_config)
+
+    devices = sub.add_parser("devices", help="list ALSA cards/PCMs and GPIO availability")
+    devices.set_defaults(handler=_cmd_devices)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(handler=lambda _a: _print(f"agentd {__version__}"))
+
+    hw = sub.add_parser("test-hardware", help="installer check: tone, 2 s recording, LEDs, buttons")
+    hw.add_argument("--config", default=DEFAULT_PATH)
+    hw.add_argument("--button-timeout", type=float, default=10.0)
+    hw.set_defaults(handler=_cmd_test_hardware)
+
+    demo = sub.add_parser("demo", help="offline demo conversation against the local emulators")
+    demo.add_argument("--scenario", default="", help="scenario TOML (default: front desk)")
+    demo.add_argument("--out", default="out/demo", help="directory for the WAV and report")
+    demo.add_argument("--fast", action="store_true", help="no real-time pacing (tests)")
+    demo.set_defaults(handler=_cmd_demo)
+
+    emu = sub.add_parser("emulators", help="run the AssemblyAI/OpenAI/ElevenLabs emulators")
+    emu.add_argument("--scenario", default="")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.set_defaults(handler=_cmd_emulators)
+
+    bench = sub.add_parser("bench", help="benchmarks: latency, audio, soak")
+    bench.add_argument("kind", choices=("latency", "audio", "soak"))
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    bench.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def _print(text: str) -> int:
+    print(text)
+    return EX_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agentd.daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from agentd.config import load_config, to_dict
+    from agentd.secrets import Secrets
+
+    config = load_config(args.path)
+    secrets = Secrets.load()
+    effective: dict[str, Any] = to_dict(config)
+    effective["secrets"] = secrets.summary()
+    if args.json:
+        print(json.dumps(effective, indent=2, sort_keys=True))
+    else:
+        print(f"# {args.path}: OK")
+        _print_tree(effective, "")
+    return EX_OK
+
+
+def _print_tree(data: dict[str, Any], prefix: str) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for key, value in scalars.items():
+        print(f"{prefix}{key} = {json.dumps(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            print(f"\n[{prefix}{key}]" if not prefix else f"\n[{prefix}{key}]")
+            _print_tree(value, f"{prefix}{key}.")
+
+
+def _cmd_devices(_args: argparse.Namespace) -> int:
+    from agentd.audio.devices import list_devices
+
+    report: dict[str, Any] = {"alsa": list_devices()}
+    try:
+        from agentd.gpio.diagnostics import describe_gpio
+
+        report["gpio"] = describe_gpio()
+    except ImportError as exc:  # GPIO support is optional on a dev machine
+        report["gpio"] = {"error": str(exc)}
+    print(json.dumps(report, indent=2, default=str))
+    return EX_OK
+
+
+def _cmd_test_hardware(args: argparse.Namespace) -> int:
+    from agentd.config import load_config
+    from agentd.gpio.diagnostics import test_hardware
+
+    return test_hardware(load_config(args.config), sys.stdout, button_timeout_s=args.button_timeout)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from agentd.demo import run_demo
+
+    return run_demo(scenario_path=args.scenario, out_dir=args.out, realtime=not args.fast)
+
+
+def _cmd_emulators(args: argparse.Namespace) -> int:
+    from agentd.sim.all import serve_forever
+
+    return serve_forever(scenario_path=args.scenario, host=args.host)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"agentd.bench.{args.kind}")
+    rest = [a for a in args.rest if a != "--"]
+    return int(module.main(rest))
