@@ -94,7 +94,13 @@ class LlmTimeout(LlmError):
 
 
 class LlmRateLimited(LlmError):
+    """HTTP 429; `retry_after_s` is the server's Retry-After hint, if it sent one."""
+
     error_kind = "llm_rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, retryable=True)
 
 
 class TtsError(LinkError):
