@@ -130,3 +130,9 @@ class CommandError(AgentdError):
     def __init__(self, code: str, message: str) -> None:
         self.code = code
         super().__init__(message)
+
+
+class GpioError(AgentdError):
+    """GPIO, LED or SPI hardware could not be set up (no pin factory, pin busy, no SPI)."""
+
+    error_kind = "gpio"
