@@ -10,6 +10,8 @@ from agentd.config._fields import setting
 
 @dataclass(frozen=True, slots=True)
 class TtsConfig:
+    """ElevenLabs HTTP streaming; audio comes back as pcm_<audio.playback.rate_hz>."""
+
     provider: Literal["elevenlabs"] = "elevenlabs"
     base_url: str = setting("https://api.elevenlabs.io", doc="http:// for a local emulator.")
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"
@@ -21,6 +23,9 @@ class TtsConfig:
     first_byte_timeout_s: float = setting(3.0, min=0.2, max=60.0)
     chunk_gap_timeout_s: float = setting(3.0, min=0.2, max=60.0)
     min_clause_chars: int = setting(12, min=1, max=200, doc="Shorter clauses wait for more text.")
+    max_clause_chars: int = setting(
+        200, min=20, max=1000, doc="Longer runs without a sentence end are cut at a comma/space."
+    )
 
 
 @dataclass(frozen=True, slots=True)

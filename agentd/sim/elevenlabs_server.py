@@ -1,0 +1,355 @@
+"""Local ElevenLabs HTTP streaming TTS emulator (aiohttp), spoken to by the official SDK.
+
+Serves `POST /v1/text-to-speech/{voice_id}/stream?output_format=pcm_<rate>` the way the
+`elevenlabs` SDK (2.7x, `text_to_speech/raw_client.py`) calls it: `xi-api-key` header,
+JSON body with text/model_id/voice_settings/previous_text/next_text, chunked raw S16_LE
+mono PCM back. The audio is real speech (espeak-ng via `agentd.sim.speech`), so VAD,
+barge-in and duration checks downstream see what a real voice produces.
+
+Latency (`ttfb_ms`, `chunk_delay_ms`, `pace`) and faults (`.faults`) can be changed at
+any time, also while a request streams; every request is recorded in `.requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from agentd.sim.speech import render_speech
+
+PCM_RATES = (16000, 22050, 24000, 44100)  # the pcm_* output formats ElevenLabs documents
+_SAMPLE_BYTES = 2  # S16_LE mono
+_SHUTDOWN_TIMEOUT_S = 1.0  # stop() must not wait aiohttp's default 60 s for stalled handlers
+
+Malformed = Literal["odd_bytes", "not_audio"]
+
+
+@dataclass
+class Faults:
+    """Faults applied to incoming requests; mutate freely, also from another thread.
+
+    `remaining` limits how many further requests get the faults (None = all of them);
+    it counts down per request, and at 0 the faults are cleared.
+    """
+
+    status: int | None = None  # answer with this HTTP status and an ElevenLabs JSON error
+    retry_after_s: int | None = None  # Retry-After header sent with `status`
+    stall_after_chunks: int | None = None  # send N chunks, then go silent (keep the socket)
+    truncate_after_chunks: int | None = None  # send N chunks, then drop the connection
+    malformed: Malformed | None = None  # odd-sized chunks, or a 200 HTML page
+    remaining: int | None = None
+
+    def clear(self) -> None:
+        self.status = None
+        self.retry_after_s = None
+        self.stall_after_chunks = None
+        self.truncate_after_chunks = None
+        self.malformed = None
+        self.remaining = None
+
+    def _take(self) -> Faults:
+        """Snapshot for one request, counting down `remaining`."""
+        snap = Faults(
+            self.status,
+            self.retry_after_s,
+            self.stall_after_chunks,
+            self.truncate_after_chunks,
+            self.malformed,
+        )
+        if self.remaining is not None:
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.clear()
+        return snap
+
+
+@dataclass
+class TtsRequestRecord:
+    """One request as the emulator saw it (times are time.monotonic() seconds)."""
+
+    arrived_s: float
+    voice_id: str
+    output_format: str
+    text: str = ""
+    model_id: str | None = None
+    voice_settings: dict[str, Any] | None = None
+    previous_text: str | None = None
+    next_text: str | None = None
+    optimize_streaming_latency: str | None = None
+    status: int = 200
+    bytes_sent: int = 0
+    chunks_sent: int = 0
+    finished_s: float | None = None
+    completed: bool = False  # the whole body went out
+    disconnected: bool = False  # the client went away before the body was complete
+
+
+class ElevenLabsEmulator:
+    """The ElevenLabs streaming TTS endpoint on 127.0.0.1, with latency and fault injection."""
+
+    def __init__(
+        self,
+        api_key: str = "test",
+        *,
+        ttfb_ms: float = 0.0,
+        chunk_ms: int = 100,
+        chunk_delay_ms: float = 0.0,
+        pace: float = 0.0,
+        espeak_voice: str = "en-us",
+    ) -> None:
+        self.api_key = api_key
+        self.ttfb_ms = ttfb_ms  # before the response headers and first chunk
+        self.chunk_ms = chunk_ms  # audio per chunk
+        self.chunk_delay_ms = chunk_delay_ms  # fixed gap between chunks
+        self.pace = pace  # gap += pace x chunk audio (1.0 = real time, 0 = as fast as possible)
+        self.espeak_voice = espeak_voice
+        self.faults = Faults()
+        self.requests: list[TtsRequestRecord] = []
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._stopping = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._changed_sync = threading.Condition()
+
+    @property
+    def base_url(self) -> str:
+        if not self._port:
+            raise RuntimeError("ElevenLabsEmulator is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._handle_stream)
+        # handler_cancellation: a client disconnect cancels the handler, so we see it at once.
+        self._runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
+            access_log=None,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        # aiohttp exposes the bound port only via the underlying asyncio server
+        sockets = getattr(site._server, "sockets", None) or []
+        if not sockets:
+            raise RuntimeError("ElevenLabsEmulator: no listening socket after start")
+        self._port = int(sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Idempotent; releases stalled handlers so shutdown is quick."""
+        self._stopping.set()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> ElevenLabsEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_until(
+        self, predicate: Callable[[ElevenLabsEmulator], bool], timeout_s: float = 5.0
+    ) -> None:
+        """Wait (on the emulator's loop) until `predicate(self)` holds; TimeoutError otherwise."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def wait_until_sync(
+        self, predicate: Callable[[ElevenLabsEmulator], bool], timeout_s: float = 5.0
+    ) -> None:
+        """Thread-side twin of `wait_until`, for code using `ElevenLabsEmulatorThread`."""
+        with self._changed_sync:
+            if not self._changed_sync.wait_for(lambda: predicate(self), timeout_s):
+                raise TimeoutError(f"emulator condition not met within {timeout_s} s")
+
+    def _notify(self) -> None:
+        self._changed.set()
+        with self._changed_sync:
+            self._changed_sync.notify_all()
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        output_format = request.query.get("output_format", "mp3_44100_128")
+        record = TtsRequestRecord(
+            arrived_s=time.monotonic(),
+            voice_id=request.match_info["voice_id"],
+            output_format=output_format,
+            optimize_streaming_latency=request.query.get("optimize_streaming_latency"),
+        )
+        self.requests.append(record)
+        try:
+            response = await self._serve(request, record, output_format)
+            record.status = response.status
+            return response
+        except (asyncio.CancelledError, ConnectionError):
+            record.disconnected = not record.completed
+            raise
+        finally:
+            record.finished_s = time.monotonic()
+            self._notify()
+
+    async def _serve(
+        self, request: web.Request, record: TtsRequestRecord, output_format: str
+    ) -> web.StreamResponse:
+        if request.headers.get("xi-api-key") != self.api_key:
+            return _error(401, "invalid_api_key", "Invalid API key")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "invalid_json", "Request body is not valid JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return _error(422, "invalid_request", "Body must be a JSON object with 'text'")
+        record.text = body["text"]
+        record.model_id = body.get("model_id")
+        record.voice_settings = body.get("voice_settings")
+        record.previous_text = body.get("previous_text")
+        record.next_text = body.get("next_text")
+        self._notify()
+        rate_hz = _pcm_rate(output_format)
+        if rate_hz is None:
+            return _error(
+                422,
+                "unsupported_output_format",
+                f"emulator serves only pcm_{{{','.join(map(str, PCM_RATES))}}}, "
+                f"got output_format={output_format!r}",
+            )
+        faults = self.faults._take()
+        await asyncio.sleep(self.ttfb_ms / 1000)
+        if faults.status is not None:
+            return _error(faults.status, "injected_fault", "injected fault", faults.retry_after_s)
+        if faults.malformed == "not_audio":
+            return web.Response(
+                status=200,
+                text="<html><body>captive portal</body></html>",
+                content_type="text/html",
+            )
+        pcm = await asyncio.to_thread(render_speech, record.text, rate_hz, self.espeak_voice)
+        return await self._stream_pcm(request, record, faults, pcm, rate_hz)
+
+    async def _stream_pcm(
+        self,
+        request: web.Request,
+        record: TtsRequestRecord,
+        faults: Faults,
+        pcm: bytes,
+        rate_hz: int,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Type": "audio/pcm"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for index, chunk in enumerate(_chunks(pcm, rate_hz, self.chunk_ms, faults.malformed)):
+            if index == faults.stall_after_chunks:
+                await self._stopping.wait()  # until the client gives up or we shut down
+                return response
+            if index == faults.truncate_after_chunks:
+                if request.transport is not None:
+                    request.transport.abort()  # mid-body: the chunked message never ends
+                record.disconnected = False
+                return response
+            if index:
+                await asyncio.sleep((self.chunk_delay_ms + self.pace * self.chunk_ms) / 1000)
+            await response.write(chunk)
+            record.bytes_sent += len(chunk)
+            record.chunks_sent += 1
+            self._notify()
+        await response.write_eof()
+        record.completed = True
+        return response
+
+
+def _pcm_rate(output_format: str) -> int | None:
+    codec, _, rate = output_format.partition("_")
+    if codec != "pcm" or not rate.isdigit() or int(rate) not in PCM_RATES:
+        return None
+    return int(rate)
+
+
+def _chunks(pcm: bytes, rate_hz: int, chunk_ms: int, malformed: str | None) -> Iterator[bytes]:
+    size = max(_SAMPLE_BYTES, rate_hz * chunk_ms // 1000 * _SAMPLE_BYTES)
+    if malformed == "odd_bytes":
+        size += 1  # every chunk splits a sample; the total gets one stray byte
+        pcm += b"\x00"
+    for start in range(0, len(pcm), size):
+        yield pcm[start : start + size]
+
+
+def _error(status: int, code: str, message: str, retry_after_s: int | None = None) -> web.Response:
+    """An error in ElevenLabs' shape: {"detail": {"status": ..., "message": ...}}."""
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    body = json.dumps({"detail": {"status": code, "message": message}})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+class ElevenLabsEmulatorThread:
+    """Runs an `ElevenLabsEmulator` on its own loop in a background thread (for sync code).
+
+    with ElevenLabsEmulatorThread(ttfb_ms=50) as emu:
+        ElevenLabs(api_key="test", base_url=emu.base_url) ...
+    """
+
+    def __init__(self, api_key: str = "test", **kwargs: Any) -> None:
+        self._args: tuple[str, dict[str, Any]] = (api_key, kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.emulator: ElevenLabsEmulator | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.emulator is None:
+            raise RuntimeError("ElevenLabsEmulatorThread is not running")
+        return self.emulator.base_url
+
+    def __enter__(self) -> ElevenLabsEmulator:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                api_key, kwargs = self._args
+                self.emulator = ElevenLabsEmulator(api_key, **kwargs)
+                loop.run_until_complete(self.emulator.start())
+            except BaseException as exc:  # reported to the caller's thread below
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="elevenlabs-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._close_loop()
+            raise failure[0]
+        if self.emulator is None:
+            raise RuntimeError("ElevenLabsEmulatorThread: emulator did not start")
+        return self.emulator
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self.emulator is not None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(self.emulator.stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._close_loop()
+
+    def _close_loop(self) -> None:
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None

@@ -1,0 +1,80 @@
+"""Make LLM text safe and pleasant to speak: no markdown, emoji, tags or control characters.
+
+The LLM writes for screens; a voice reading "asterisk asterisk" or a raw URL bracket is
+broken. More importantly, anything tag-like is removed, so text a visitor coaxed the
+model into writing can never reach the TTS engine as SSML/markup (e.g. `<break>` or
+`<phoneme>`, which some engines interpret). Runs on every clause just before synthesis.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# One ElevenLabs request should stay well under the per-request text limit (thousands of
+# characters) and under ~20 s of audio, so a runaway reply cannot stall the speaker.
+MAX_CHARS = 400
+
+# <speak>, </b>, <break time="1s"/>, <!-- -->, <?xml ?>; "a < b" is not a tag.
+_TAG = re.compile(r"<[/!?]?[A-Za-z!-][^<>]{0,200}>")
+_ANGLE = re.compile(r"[<>]")  # stray halves of tags left after removal
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [label](url) -> label; images too
+_CODE_FENCE = re.compile(r"```[^\n]*")
+_HEADING = re.compile(r"(?m)^\s{0,3}#{1,6}\s*")
+_BULLET = re.compile(r"(?m)^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
+_QUOTE = re.compile(r"(?m)^\s*>+\s?")
+_RULE = re.compile(r"(?m)^\s*([-*_])(?:\s*\1){2,}\s*$")
+_EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|~~|`+)")
+_UNDERSCORE_EMPH = re.compile(r"(?<![\w])_([^_\n]+)_(?![\w])")
+_TABLE_PIPE = re.compile(r"\s*\|\s*")
+_SPACE = re.compile(r"\s+")
+# Symbol categories that are emoji, pictographs, dingbats: So = "Symbol, other".
+_DROP_CATEGORIES = frozenset({"So", "Cs", "Co", "Cn"})
+_KEEP_SYMBOLS = frozenset("\u00a9\u00ae\u00b0\u2122")  # (c), (r), degree, TM: speakable
+_INVISIBLE = frozenset("\u200d\ufe0f\ufe0e\u20e3")  # emoji joiners and variation selectors
+
+
+def speakable(text: str, max_chars: int = MAX_CHARS) -> str:
+    """Plain, single-line, tag-free text ready for TTS (may be empty)."""
+    text = _LINK.sub(r"\1", text)
+    text = _CODE_FENCE.sub(" ", text)
+    text = _TAG.sub(" ", text)
+    text = _ANGLE.sub(" ", text)
+    text = _RULE.sub(" ", text)
+    text = _HEADING.sub("", text)
+    text = _QUOTE.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    text = _UNDERSCORE_EMPH.sub(r"\1", text)
+    text = _TABLE_PIPE.sub(", ", text)
+    text = "".join(_clean_char(ch) for ch in text)
+    text = _SPACE.sub(" ", text).strip()
+    return _cap(text, max_chars)
+
+
+def _clean_char(ch: str) -> str:
+    if ch in _KEEP_SYMBOLS:
+        return ch
+    if ch in _INVISIBLE:
+        return ""
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Cf", "Zl", "Zp"):
+        return " " if ch in "\n\t\r\u2028\u2029" else ""
+    if category in _DROP_CATEGORIES or ch in "<>":
+        return " "
+    if ch == "#":
+        return ""  # headings are gone; "room #5" reads better as "room 5"
+    return ch
+
+
+def _cap(text: str, max_chars: int) -> str:
+    """Cut at the last sentence end or space within `max_chars`, never mid-word if avoidable."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    for mark in (". ", "! ", "? "):
+        end = head.rfind(mark)
+        if end >= max_chars // 2:
+            return head[: end + 1]
+    space = head.rfind(" ")
+    return head[:space] if space > 0 else head
