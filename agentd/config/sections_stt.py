@@ -24,3 +24,6 @@ class SttConfig:
     connect_timeout_s: float = setting(5.0, min=0.5, max=60.0)
     max_backoff_s: float = setting(30.0, min=1.0, max=600.0)
     buffer_s: float = setting(30.0, min=1.0, max=300.0, doc="Audio kept while reconnecting.")
+    auth_retry_s: float = setting(
+        300.0, min=5.0, max=86400.0, doc="After an auth refusal, retry no sooner than this."
+    )

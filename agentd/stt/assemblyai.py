@@ -1,0 +1,385 @@
+"""The daemon's speech-to-text link: AssemblyAI Streaming v3 via the official SDK.
+
+Why the asyncio client: assemblyai 1.8.x ships `AsyncRealTimeTranscriber`
+(`streaming/v3/async_client.py`), whose handlers run on the task that reads the
+socket, i.e. on our loop. So every `emit()` happens on the loop thread with no bridge,
+and no thread of ours exists to leak. The SDK client is single-use (one websocket per
+instance, `connect()` reports failures through the Error handler instead of raising),
+so each session is a fresh client and the reconnect logic lives here:
+
+- a session opens when the VAD gate opens (`begin_utterance`), not at start-up;
+- audio is re-chunked to `chunk_ms` frames and kept until its final arrives, so a
+  dropped socket is followed by a replay of the whole unfinished utterance
+  (`_replay.ReplayBuffer`, bounded by `buffer_s`);
+- reconnects use capped exponential backoff with jitter; an auth refusal moves to
+  FAILED and is retried only on an utterance at least `auth_retry_s` later;
+- only the formatted final (with `format_turns`) becomes one `TurnFinalized`;
+- no final within `final_timeout_s` of `end_utterance` -> `FaultRaised("stt_timeout")`
+  and the session is dropped (a silent server is not trusted with the next turn);
+- after `idle_close_s` without an utterance the session is Terminated.
+
+All public methods must be called on the loop thread; none of them blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentd.config.sections_stt import SttConfig
+from agentd.errors import ConfigError
+from agentd.events import FaultRaised, LinkChanged, LinkState, TranscriptPartial, TurnFinalized
+from agentd.events import now_ms as _now_ms
+from agentd.stt._replay import ENDPOINT, ReplayBuffer
+
+log = logging.getLogger(__name__)
+
+LINK = "stt"
+# Close/HTTP codes that mean "your credentials or account": 401/403 at the handshake,
+# 1008 policy and 4001-4003 (RealTimeErrorCodes in the SDK's models.py). Retrying
+# these at backoff speed would only hammer the service.
+AUTH_CODES = frozenset({401, 403, 1008, 4001, 4002, 4003})
+_BACKOFF_BASE_S = 0.25  # a drop mid-utterance should cost well under a second
+_STABLE_SESSION_S = 10.0  # a session that lived this long resets the backoff
+_DISCONNECT_TIMEOUT_S = 4.0  # SDK: 2 s write drain + our 2 s terminate_timeout
+_TERMINATE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class SttStats:
+    sessions: int = 0
+    reconnects: int = 0  # sessions opened to resume after a failure
+    audio_sent_s: float = 0.0
+    turns: int = 0
+    timeouts: int = 0
+
+
+@dataclass
+class _Session:
+    """One SDK client = one websocket session."""
+
+    client: Any
+    opened_at: float = field(default_factory=time.monotonic)
+    error: Any = None  # assemblyai RealTimeError
+    ended: bool = False
+    abort: bool = False
+    disconnected: bool = False
+    got_turn: bool = False
+    finalized: set[int] = field(default_factory=set)
+
+
+class AssemblyAiStt:
+    """Streaming STT link; see the module docstring for the contract."""
+
+    def __init__(
+        self, config: SttConfig, api_key: str, rate_hz: int, emit: Callable[[object], None]
+    ) -> None:
+        self._config = config
+        self._api_key = api_key
+        self._rate_hz = rate_hz
+        self._emit_cb = emit
+        chunk_bytes = rate_hz * config.chunk_ms // 1000 * 2
+        self._buffer = ReplayBuffer(chunk_bytes, int(config.buffer_s * rate_hz) * 2)
+        self._state = LinkState.DISCONNECTED
+        self._wake = asyncio.Event()
+        self._link_task: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._params: Any = None
+        self._closing = False
+        self._started = False
+        self._last_activity = time.monotonic()
+        self._last_attempt = float("-inf")
+        self._last_partial = ""
+        self._turn_counter = 0
+        self.stats = SttStats()
+
+    # --- public API ------------------------------------------------------------------
+
+    @property
+    def link_state(self) -> LinkState:
+        return self._state
+
+    async def start(self) -> None:
+        """Validate the session parameters now (a bad speech_model fails at boot)."""
+        self._params = self._build_params()
+        self._started = True
+
+    def begin_utterance(self) -> None:
+        """The VAD gate opened: start a segment and make sure a session is (being) open."""
+        if not self._started or self._closing:
+            return
+        self._last_activity = time.monotonic()
+        if self._state is LinkState.FAILED:
+            if time.monotonic() - self._last_attempt < self._config.auth_retry_s:
+                return  # no retry storm; end_utterance reports the missing transcript
+            self._set_state(LinkState.CONNECTING, "retrying after credentials were refused")
+        self._buffer.open()
+        self._last_partial = ""
+        self._ensure_link()
+        self._wake.set()
+
+    def feed(self, pcm: bytes) -> None:
+        if not self._started or self._closing or self._state is LinkState.FAILED:
+            return
+        self._buffer.append(pcm)
+        self._last_activity = time.monotonic()
+        self._ensure_link()
+        self._wake.set()
+
+    def end_utterance(self) -> None:
+        """The visitor stopped: ForceEndpoint after the audio, and arm the final timer."""
+        if not self._started or self._closing:
+            return
+        self._last_activity = time.monotonic()
+        if self._state is LinkState.FAILED:
+            self._fault("stt_timeout", "STT link failed (credentials refused): no transcript")
+            return
+        seg = self._buffer.end()
+        if seg is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[seg.seg_id] = loop.call_later(
+            self._config.final_timeout_s, self._on_final_timeout, seg.seg_id
+        )
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Terminate the session (if any) and stop; idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._wake.set()
+        task = self._link_task
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), _DISCONNECT_TIMEOUT_S + 1.0)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._state is not LinkState.FAILED:
+            self._set_state(LinkState.DISCONNECTED)
+
+    # --- link task ---------------------------------------------------------------------
+
+    def _ensure_link(self) -> None:
+        if self._link_task is None or self._link_task.done():
+            self._link_task = asyncio.get_running_loop().create_task(
+                self._run_link(), name="stt-link"
+            )
+
+    async def _run_link(self) -> None:
+        attempt = 0
+        outage = False
+        try:
+            while not self._closing:
+                session = await self._connect()
+                if session.error is None:
+                    if outage:
+                        self.stats.reconnects += 1
+                    await self._pump(session)
+                    stable = time.monotonic() - session.opened_at >= _STABLE_SESSION_S
+                    attempt = 0 if (stable or session.got_turn) else attempt
+                await self._disconnect(session, terminate=False)
+                error = session.error
+                if self._closing:
+                    break
+                if error is not None and _is_auth(error):
+                    self._on_auth_failure(error)
+                    return
+                if error is not None and not outage:
+                    self._fault("stt", f"STT session failed: {error}")
+                outage = error is not None
+                if not self._buffer.pending:
+                    break  # idle or nothing left to resend: reconnect on the next utterance
+                await self._backoff(attempt)
+                attempt += 1
+        except Exception as exc:  # task boundary: report, never kill the loop
+            log.exception("STT link task failed")
+            self._fault("stt", f"STT link task failed: {exc}")
+        finally:
+            self._session = None
+            if self._state is not LinkState.FAILED:
+                self._set_state(LinkState.DISCONNECTED)
+
+    async def _connect(self) -> _Session:
+        from assemblyai.streaming.v3 import (
+            AsyncRealTimeTranscriber,
+            RealTimeEvents,
+            RealTimeTranscriberOptions,
+        )
+
+        self._set_state(LinkState.CONNECTING)
+        self._last_attempt = time.monotonic()
+        options = RealTimeTranscriberOptions(
+            api_key=self._api_key,
+            api_host=self._config.api_host,
+            connect_timeout=self._config.connect_timeout_s,
+            max_connection_retries=0,  # our backoff decides, with jitter and a cap
+            terminate_timeout=_TERMINATE_TIMEOUT_S,
+        )
+        session = _Session(AsyncRealTimeTranscriber(options=options))
+        client = session.client
+        client.on(RealTimeEvents.Turn, lambda _c, ev: self._on_turn(session, ev))
+        client.on(RealTimeEvents.Termination, lambda _c, _ev: self._on_end(session, None))
+        client.on(RealTimeEvents.Error, lambda _c, err: self._on_end(session, err))
+        self._session = session
+        self.stats.sessions += 1
+        await client.connect(self._params)
+        if session.error is None and not session.ended:
+            self._set_state(LinkState.CONNECTED)
+        return session
+
+    async def _pump(self, session: _Session) -> None:
+        """Send buffered audio and endpoints in order until the session ends or idles."""
+        self._buffer.rewind()
+        bytes_per_s = self._rate_hz * 2
+        while not (session.ended or session.abort or self._closing):
+            self._wake.clear()
+            item = self._buffer.next_item()
+            if item == ENDPOINT:
+                await session.client.force_endpoint()
+                continue
+            if isinstance(item, bytes):
+                await session.client.stream(item)
+                self.stats.audio_sent_s += len(item) / bytes_per_s
+                continue
+            idle_left = self._config.idle_close_s - (time.monotonic() - self._last_activity)
+            if not self._buffer.pending and idle_left <= 0:
+                await self._disconnect(session, terminate=True)
+                return
+            timeout = None if self._buffer.pending else max(idle_left, 0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        if self._closing and not session.ended:
+            await self._disconnect(session, terminate=True)
+
+    async def _disconnect(self, session: _Session, *, terminate: bool) -> None:
+        if session.disconnected:
+            return
+        session.disconnected = True
+        try:
+            await asyncio.wait_for(
+                session.client.disconnect(terminate=terminate), _DISCONNECT_TIMEOUT_S
+            )
+        except TimeoutError:
+            log.warning("STT disconnect timed out; aborting the socket")
+            ws = getattr(session.client, "_websocket", None)  # SDK private, best effort
+            transport = getattr(ws, "transport", None)
+            if transport is not None:
+                transport.abort()
+        session.ended = True
+
+    async def _backoff(self, attempt: int) -> None:
+        cap = min(self._config.max_backoff_s, _BACKOFF_BASE_S * 2**attempt)
+        delay = cap / 2 + random.uniform(0, cap / 2)  # "equal jitter"
+        self._set_state(LinkState.BACKOFF, f"retry in {delay:.2f} s")
+        self._wake.clear()
+        deadline = time.monotonic() + delay
+        while not self._closing and (left := deadline - time.monotonic()) > 0:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left)
+
+    # --- SDK handlers (run on the loop, in the SDK's read task) -------------------------
+
+    def _on_turn(self, session: _Session, event: Any) -> None:
+        session.got_turn = True
+        if not event.end_of_turn:
+            text = str(event.transcript)
+            if text and text != self._last_partial:
+                self._last_partial = text
+                self._emit(TranscriptPartial(text=text, at_ms=_now_ms()))
+            return
+        if self._config.format_turns and not event.turn_is_formatted:
+            return  # the formatted copy of this turn follows
+        if event.turn_order in session.finalized:
+            return
+        session.finalized.add(event.turn_order)
+        seg = self._buffer.acknowledge()
+        if seg is not None:
+            timer = self._timers.pop(seg.seg_id, None)
+            if timer is not None:
+                timer.cancel()
+        self._last_partial = ""
+        self._last_activity = time.monotonic()
+        self.stats.turns += 1
+        order, self._turn_counter = self._turn_counter, self._turn_counter + 1
+        self._emit(TurnFinalized(text=str(event.transcript), at_ms=_now_ms(), turn_order=order))
+        self._wake.set()
+
+    def _on_end(self, session: _Session, error: Any) -> None:
+        if error is not None and session.error is None:
+            session.error = error
+        session.ended = True
+        self._wake.set()
+
+    def _on_final_timeout(self, seg_id: int) -> None:
+        self._timers.pop(seg_id, None)
+        self._buffer.drop_through(seg_id)
+        self.stats.timeouts += 1
+        self._fault(
+            "stt_timeout",
+            f"no final transcript within {self._config.final_timeout_s} s of end of speech",
+        )
+        if self._session is not None and self._state is LinkState.CONNECTED:
+            self._session.abort = True  # a server that went quiet is not trusted again
+            self._wake.set()
+
+    def _on_auth_failure(self, error: Any) -> None:
+        self._buffer.clear()
+        self._set_state(LinkState.FAILED, "credentials refused")
+        self._fault("stt_auth", f"STT credentials refused: {error} (code={error.code})")
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _build_params(self) -> Any:
+        from assemblyai.streaming.v3 import RealTimeParameters
+        from pydantic import ValidationError
+
+        cfg = self._config
+        try:
+            return RealTimeParameters.model_validate(
+                {
+                    "sample_rate": self._rate_hz,
+                    "encoding": "pcm_s16le",
+                    "speech_model": cfg.speech_model,
+                    "format_turns": cfg.format_turns,
+                    "min_turn_silence": cfg.min_turn_silence_ms,
+                    "max_turn_silence": cfg.max_turn_silence_ms,
+                    "end_of_turn_confidence_threshold": cfg.end_of_turn_confidence,
+                    "keyterms_prompt": list(cfg.keyterms) or None,
+                }
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first.get("loc", ())) or "params"
+            raise ConfigError(f"stt.{key}", str(first.get("msg")), first.get("input")) from None
+
+    def _set_state(self, state: LinkState, detail: str = "") -> None:
+        if state is not self._state:
+            self._state = state
+            self._emit(LinkChanged(link=LINK, state=state, detail=detail))
+
+    def _fault(self, kind: str, message: str) -> None:
+        self._emit(FaultRaised(error_kind=kind, message=message, link=LINK))
+
+    def _emit(self, event: object) -> None:
+        try:
+            self._emit_cb(event)
+        except Exception:  # the consumer's bug must not kill the link
+            log.exception("STT emit callback raised for %s", type(event).__name__)
+
+
+def _is_auth(error: Any) -> bool:
+    return getattr(error, "code", None) in AUTH_CODES
