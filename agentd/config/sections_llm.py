@@ -27,10 +27,26 @@ class ToolConfig:
             raise ConfigError(f"{path}.name", "invalid tool name", self.name, "[A-Za-z0-9_-]{1,64}")
         if self.kind == "webhook" and not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"{path}.url", "webhook tools need an http(s) url", self.url)
+        if self.parameters:
+            import jsonschema
+
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.parameters)
+            except jsonschema.SchemaError as exc:
+                raise ConfigError(
+                    f"{path}.parameters", f"not a valid JSON schema: {exc.message}"
+                ) from None
+            if self.parameters.get("type", "object") != "object":
+                raise ConfigError(f"{path}.parameters", "schema type must be 'object'")
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True, slots=True)
 class OpeningHoursConfig:
+    """Weekly hours per day: "closed" or "HH:MM-HH:MM" ranges separated by commas."""
+
     timezone: str = setting("UTC", doc="IANA zone, e.g. 'Europe/Berlin'.")
     monday: str = "09:00-17:00"
     tuesday: str = "09:00-17:00"
@@ -39,6 +55,55 @@ class OpeningHoursConfig:
     friday: str = "09:00-17:00"
     saturday: str = "closed"
     sunday: str = "closed"
+
+    def validate(self, path: str) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            key = f"{path}.timezone" if path else "timezone"
+            raise ConfigError(key, "unknown time zone", self.timezone, "an IANA name") from None
+        for day in WEEKDAYS:
+            try:
+                parse_hours(getattr(self, day))
+            except ValueError as exc:
+                key = f"{path}.{day}" if path else day
+                raise ConfigError(key, str(exc), getattr(self, day), _HOURS_FORMAT) from None
+
+    def ranges(self, weekday: int) -> list[tuple[int, int]]:
+        """Open ranges for weekday (0 = Monday) as minutes after midnight."""
+        return parse_hours(getattr(self, WEEKDAYS[weekday]))
+
+
+_HOURS_FORMAT = "'closed' or 'HH:MM-HH:MM[,HH:MM-HH:MM...]'"
+
+
+def parse_hours(text: str) -> list[tuple[int, int]]:
+    """Parse "09:00-12:00,13:00-17:00" into minute ranges; "closed" is []."""
+    text = text.strip().lower()
+    if text == "closed":
+        return []
+    ranges = []
+    for part in text.split(","):
+        start, sep, end = part.strip().partition("-")
+        if not sep:
+            raise ValueError("bad opening hours")
+        low, high = _minutes(start), _minutes(end)
+        if high <= low:
+            raise ValueError("closing time must be after opening time")
+        ranges.append((low, high))
+    return ranges
+
+
+def _minutes(hhmm: str) -> int:
+    hours, sep, minutes = hhmm.strip().partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError("bad time of day")
+    value = int(hours) * 60 + int(minutes)
+    if int(hours) > 24 or int(minutes) > 59 or value > 24 * 60:
+        raise ValueError("bad time of day")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +124,14 @@ class LlmConfig:
     max_tool_rounds: int = setting(3, min=1, max=10)
     tools: tuple[ToolConfig, ...] = ()
     opening_hours: OpeningHoursConfig = section(OpeningHoursConfig)
+
+    def validate(self, path: str) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            key = f"{path}.base_url" if path else "base_url"
+            raise ConfigError(key, "needs an http(s) url", self.base_url)
+        seen: set[str] = set()
+        for i, tool in enumerate(self.tools):
+            if tool.name in seen:
+                key = f"{path}.tools[{i}].name" if path else f"tools[{i}].name"
+                raise ConfigError(key, "duplicate tool name", tool.name)
+            seen.add(tool.name)
