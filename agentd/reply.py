@@ -1,0 +1,229 @@
+"""One spoken reply: LLM tokens -> clauses -> TTS audio -> speaker, fully streamed.
+
+The first clause goes to TTS as soon as the splitter releases it, while the model is
+still writing; each clause's audio goes to the speaker chunk by chunk. The pipeline
+remembers which audio bytes belong to which clause, so after a cancel or barge-in the
+history keeps only what the visitor actually heard. Failures never leave silence: an
+LLM failure appends the local "sorry" line, a TTS failure speaks the rest of the reply
+with the local fallback voice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentd.errors import AgentdError, LlmError, TtsError
+from agentd.events import FaultRaised, now_ms
+from agentd.turn_clock import TurnClock
+
+log = logging.getLogger("agentd.reply")
+
+
+class LlmPort(Protocol):
+    def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]: ...
+
+
+class TtsPort(Protocol):
+    def stream(
+        self, text: str, *, previous_text: str = "", next_text: str = ""
+    ) -> AsyncIterator[bytes]: ...
+
+
+class FallbackPort(Protocol):
+    def line(self, name: str) -> bytes: ...
+
+    async def render(self, text: str) -> bytes: ...
+
+
+class SpeakerPort(Protocol):
+    """What the reply needs from the playback side (see agentd/speaker.py)."""
+
+    def write(self, pcm: bytes) -> None: ...
+
+    def played_bytes(self) -> int: ...
+
+
+@dataclass(slots=True)
+class SpokenClause:
+    text: str
+    start_byte: int
+    end_byte: int
+
+
+@dataclass(slots=True)
+class ReplyResult:
+    full_text: str = ""
+    new_messages: list[dict[str, Any]] = field(default_factory=list)
+    error: AgentdError | None = None
+    used_fallback: bool = False
+
+
+class ReplyPipeline:
+    """Runs one reply; create a new one per turn."""
+
+    def __init__(
+        self,
+        *,
+        llm: LlmPort,
+        tts: TtsPort,
+        fallback: FallbackPort,
+        speaker: SpeakerPort,
+        splitter: Any,
+        sanitize: Callable[[str], str],
+        report_fault: Callable[[FaultRaised], None],
+        clock: TurnClock,
+    ) -> None:
+        self._llm = llm
+        self._tts = tts
+        self._fallback = fallback
+        self._speaker = speaker
+        self._splitter = splitter
+        self._sanitize = sanitize
+        self._report_fault = report_fault
+        self._clock = clock
+        self._clauses: list[SpokenClause] = []
+        self._written = 0
+        self._start_played = speaker.played_bytes()
+        self._tts_failed = False
+        self.result = ReplyResult()
+
+    # --- the pipeline ---------------------------------------------------------------
+
+    async def run(self, messages: list[dict[str, Any]]) -> ReplyResult:
+        """Speak the model's reply to `messages`; cancellation stops both streams."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        llm_task = asyncio.create_task(self._pump_llm(messages, queue), name="reply-llm")
+        try:
+            await self._speak_clauses(queue)
+            await llm_task
+        except LlmError as exc:
+            await self._on_llm_error(exc)
+        finally:
+            if not llm_task.done():
+                llm_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, AgentdError):
+                    await llm_task
+        return self.result
+
+    async def speak_text(self, text: str) -> ReplyResult:
+        """Announce fixed text (MQTT `say`): TTS with the fallback voice as a safety net."""
+        for clause in self._split_all(text):
+            await self._speak_one(clause, previous_text="")
+        self.result.full_text = text
+        return self.result
+
+    async def speak_line(self, name: str) -> None:
+        """Play a pre-rendered fallback line (sorry, not heard, offline)."""
+        self._write(self._fallback.line(name))
+        self.result.used_fallback = True
+
+    # --- LLM side -------------------------------------------------------------------
+
+    async def _pump_llm(self, messages: list[dict[str, Any]], queue: asyncio.Queue[str | None]) -> None:
+        from agentd.llm.events import LlmDone, TextDelta, ToolCallStarted
+
+        self._clock.llm_request_ms = now_ms()
+        parts: list[str] = []
+        try:
+            async for event in self._llm.stream_reply(messages):
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    self._clock.mark_first("llm_first_token_ms", now_ms())
+                    parts.append(event.text)
+                    for clause in self._splitter.feed(event.text):
+                        queue.put_nowait(clause)
+                elif isinstance(event, ToolCallStarted):
+                    self._clock.tool_calls += 1
+                elif isinstance(event, LlmDone):
+                    self._clock.prompt_tokens += event.prompt_tokens
+                    self._clock.completion_tokens += event.completion_tokens
+                    self.result.new_messages = list(event.new_messages)
+            for clause in self._splitter.flush():
+                queue.put_nowait(clause)
+        finally:
+            self.result.full_text = "".join(parts)
+            queue.put_nowait(None)
+
+    async def _on_llm_error(self, exc: LlmError) -> None:
+        self.result.error = exc
+        self._clock.outcome = "fallback"
+        self._report_fault(
+            FaultRaised(exc.error_kind, str(exc), link="llm", turn_id=self._clock.turn_id)
+        )
+        await self.speak_line("sorry_line")
+
+    # --- TTS side -------------------------------------------------------------------
+
+    async def _speak_clauses(self, queue: asyncio.Queue[str | None]) -> None:
+        previous = ""
+        while (clause := await queue.get()) is not None:
+            text = self._sanitize(clause)
+            if not text:
+                continue
+            await self._speak_one(text, previous_text=previous)
+            previous = text
+
+    async def _speak_one(self, text: str, *, previous_text: str) -> None:
+        start = self._written
+        if not self._tts_failed:
+            try:
+                await self._stream_tts(text, previous_text)
+            except TtsError as exc:
+                self._tts_failed = True
+                self._clock.outcome = "fallback"
+                self.result.error = exc
+                self.result.used_fallback = True
+                self._report_fault(
+                    FaultRaised(exc.error_kind, str(exc), link="tts", turn_id=self._clock.turn_id)
+                )
+                # The clause may be half spoken by the cloud voice; say it whole locally.
+        if self._tts_failed:
+            self._write(await self._fallback.render(text))
+        self._clauses.append(SpokenClause(text, start, self._written))
+
+    async def _stream_tts(self, text: str, previous_text: str) -> None:
+        self._clock.mark_first("tts_request_ms", now_ms())
+        self._clock.tts_characters += len(text)
+        async for chunk in self._tts.stream(text, previous_text=previous_text):
+            if chunk:
+                self._clock.mark_first("tts_first_byte_ms", now_ms())
+                self._write(chunk)
+
+    def _write(self, pcm: bytes) -> None:
+        if not pcm:
+            return
+        self._speaker.write(pcm)
+        self._written += len(pcm)
+        self._clock.audio_out_bytes += len(pcm)
+
+    def _split_all(self, text: str) -> list[str]:
+        clauses = [*self._splitter.feed(text), *self._splitter.flush()]
+        return [c for c in (self._sanitize(c) for c in clauses) if c]
+
+    # --- what was heard -------------------------------------------------------------
+
+    def played_text(self) -> str:
+        """The reply text the visitor heard: whole clauses, plus the heard part of the last."""
+        heard = self._speaker.played_bytes() - self._start_played
+        words: list[str] = []
+        for clause in self._clauses:
+            if heard >= clause.end_byte:
+                words.extend(clause.text.split())
+            elif heard > clause.start_byte:
+                share = (heard - clause.start_byte) / max(1, clause.end_byte - clause.start_byte)
+                clause_words = clause.text.split()
+                words.extend(clause_words[: int(len(clause_words) * share)])
+                break
+            else:
+                break
+        return " ".join(words)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
