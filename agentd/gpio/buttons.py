@@ -1,0 +1,165 @@
+"""Kiosk buttons: gpiozero callbacks bridged onto the asyncio loop as button events.
+
+gpiozero calls `when_pressed`/`when_released` on its pin-callback thread and `when_held`
+on its hold thread; `ButtonPanel` only timestamps the fact and hands it to the loop with
+`loop.call_soon_threadsafe(emit, event)`. What a press *means* (start a turn, cancel,
+toggle mute, call staff) is decided on the loop by `commands_for`, which needs the
+daemon's state (is it muted?).
+
+The long-press button: for talk (press mode) and mute, the short action waits for the
+release, since only then is it known not to be a long press. Cancel acts on press at
+once (it must stop the reply immediately; cancelling before calling staff is harmless),
+and its long press then additionally calls staff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from agentd.config.sections_fleet import ButtonConfig, ButtonsConfig
+from agentd.errors import GpioError
+from agentd.events import (
+    ButtonPressed,
+    ButtonReleased,
+    CancelReply,
+    SetMuted,
+    StaffCalled,
+    StartListening,
+    StopListening,
+    now_ms,
+)
+
+log = logging.getLogger(__name__)
+
+BUTTON_NAMES = ("talk", "cancel", "mute", "staff")
+SOURCE = "button"
+
+
+class _Handler:
+    """Turns one gpiozero Button's callbacks into ButtonPressed/ButtonReleased facts."""
+
+    def __init__(
+        self, name: str, *, long_press: bool, defer_press: bool, post: Callable[[object], None]
+    ) -> None:
+        self.name = name
+        self.long_press = long_press
+        self.defer_press = defer_press
+        self._post = post
+        self._lock = threading.Lock()  # pressed and held arrive on different threads
+        self._held = False
+
+    def pressed(self) -> None:
+        with self._lock:
+            self._held = False
+        if not self.defer_press:
+            self._post(ButtonPressed(self.name))
+
+    def held(self) -> None:
+        with self._lock:
+            self._held = True
+        self._post(ButtonPressed(self.name, long_press=True))
+
+    def released(self) -> None:
+        with self._lock:
+            was_held, self._held = self._held, False
+        at_ms = now_ms()
+        if self.defer_press and not was_held:
+            self._post(ButtonPressed(self.name, at_ms=at_ms))
+        self._post(ButtonReleased(self.name, at_ms=at_ms))
+
+
+class ButtonPanel:
+    """The configured buttons; every press reaches `emit` on `loop`, never on a GPIO thread."""
+
+    def __init__(
+        self,
+        config: ButtonsConfig,
+        factory: Any,
+        emit: Callable[[object], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        from gpiozero import Button
+
+        self._emit = emit
+        self._loop = loop
+        self._buttons: dict[str, Any] = {}
+        self._closed = False
+        long_name = config.long_press_button if config.long_press_action != "none" else ""
+        try:
+            for name in BUTTON_NAMES:
+                cfg: ButtonConfig = getattr(config, name)
+                if cfg.pin < 0:
+                    continue
+                button = Button(
+                    cfg.pin,
+                    pull_up=cfg.pull_up,
+                    bounce_time=cfg.bounce_ms / 1000 if cfg.bounce_ms else None,
+                    hold_time=cfg.hold_s,
+                    pin_factory=factory,
+                )
+                self._buttons[name] = button
+                is_long = name == long_name
+                handler = _Handler(
+                    name,
+                    long_press=is_long,
+                    defer_press=is_long and name != "cancel",
+                    post=self._post,
+                )
+                button.when_pressed = handler.pressed
+                button.when_released = handler.released
+                if is_long:
+                    button.when_held = handler.held
+        except Exception as exc:  # gpiozero: pin in use, bad pin, no permission
+            self.close()
+            raise GpioError(f"gpio.buttons.{name}: cannot use GPIO{cfg.pin}: {exc}") from exc
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The buttons actually fitted (pin >= 0)."""
+        return tuple(self._buttons)
+
+    def pin_of(self, name: str) -> Any:
+        """The gpiozero pin object of one button (tests drive mock pins through this)."""
+        return self._buttons[name].pin
+
+    def _post(self, event: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._emit, event)
+        except RuntimeError:  # loop closed during shutdown: the press no longer matters
+            log.debug("dropped %r: event loop closed", event)
+
+    def close(self) -> None:
+        """Release the pins; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for button in self._buttons.values():
+            button.close()
+        self._buttons.clear()
+
+
+def commands_for(event: object, config: ButtonsConfig, *, muted: bool) -> tuple[object, ...]:
+    """The commands one button fact stands for (called on the loop, with the mute state)."""
+    if isinstance(event, ButtonPressed):
+        if event.long_press:
+            if (
+                config.long_press_action == "call_staff"
+                and event.button == config.long_press_button
+            ):
+                return (StaffCalled(f"long press on {event.button}", SOURCE),)
+            return ()
+        if event.button == "talk":
+            return (StartListening(SOURCE),)
+        if event.button == "cancel":
+            return (CancelReply(SOURCE),)
+        if event.button == "mute":
+            return (SetMuted(not muted, SOURCE),)
+        if event.button == "staff":
+            return (StaffCalled("staff button", SOURCE),)
+    if isinstance(event, ButtonReleased) and event.button == "talk" and config.talk_mode == "hold":
+        return (StopListening(SOURCE),)
+    return ()
