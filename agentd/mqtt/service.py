@@ -67,7 +67,9 @@ class MqttService:
         self._version = version
         self._link: MqttLink | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._commands: asyncio.Queue[tuple[Command, Inbound]] = asyncio.Queue(COMMAND_QUEUE)
+        self._commands: asyncio.Queue[tuple[str, Command | CommandError, Inbound]] = asyncio.Queue(
+            COMMAND_QUEUE
+        )
         self._last_state: AgentState | None = None
         self._started_at = time.monotonic()
         self._day = datetime.date.today()
@@ -245,25 +247,29 @@ class MqttService:
             log.warning("mqtt: ignoring retained command %r", name[:40])
             return
         try:
-            command = parse_command(
+            command: Command | CommandError = parse_command(
                 name,
                 msg.payload,
                 max_bytes=self.config.max_command_bytes,
                 allow_dangerous=self.config.allow_dangerous_commands,
             )
-            self._commands.put_nowait((command, msg))
         except CommandError as exc:
             self.commands_rejected += 1
             log.warning("mqtt: rejected command %r: %s", name[:40], exc)
-            self._reply(msg, reply_error(name, exc))
+            command = exc
+        try:  # rejections queue too, so replies keep the order of the requests
+            self._commands.put_nowait((name, command, msg))
         except asyncio.QueueFull:
             self.commands_rejected += 1
             self._reply(msg, reply_error(name, CommandError("busy", "too many commands queued")))
 
     async def _command_worker(self) -> None:
         while True:
-            command, msg = await self._commands.get()
-            self._reply(msg, await self._run(command))
+            name, command, msg = await self._commands.get()
+            if isinstance(command, CommandError):
+                self._reply(msg, reply_error(name, command))
+            else:
+                self._reply(msg, await self._run(command))
 
     async def _run(self, command: Command) -> dict[str, object]:
         try:
