@@ -51,6 +51,12 @@ class BargeInConfig:
     min_speech_ms: int = setting(300, min=60, max=2000, doc="Shorter = backchannel, ignored.")
     echo_margin_db: float = setting(6.0, min=0.0, max=40.0)
     resume_after_false_s: float = setting(1.5, min=0.3, max=10.0)
+    react_ms: int = setting(
+        40, min=20, max=500, doc="Visitor-dominant speech that pauses playback (suspected)."
+    )
+    echo_prior_db: float = setting(
+        0.0, min=-40.0, max=20.0, doc="Assumed speaker->mic coupling before it is learned."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,81 @@
+"""Reference tap: what the speaker played, as energies on the monotonic clock.
+
+The playback path pushes every chunk with the time its first sample leaves the
+speaker; the barge-in detector asks for the played energy around a moment to predict
+how much of it should come back through the mic as echo. Thread-safe (playback thread
+writes, capture thread reads); memory is bounded to `history_ms`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from agentd.audio import dsp
+from agentd.audio.format import AudioFormat
+
+BLOCK_MS = 10  # energy resolution: fine enough for 20-80 ms echo delays
+HISTORY_MS = 4000  # > delay search window + correlation window of the detector
+
+
+class ReferenceTap:
+    """Short ring of (start_ms, mean_square) blocks of played audio."""
+
+    def __init__(self, fmt: AudioFormat, history_ms: int = HISTORY_MS) -> None:
+        self.format = fmt
+        self._block_bytes = fmt.bytes_for_ms(BLOCK_MS)
+        self._blocks: deque[tuple[float, float]] = deque(maxlen=history_ms // BLOCK_MS)
+        self._lock = threading.Lock()
+        self._last_end_ms = -1e18
+
+    def push(self, pcm: bytes, at_ms: float) -> None:
+        """Record `pcm` (mono, after gain) whose first sample is heard at `at_ms`."""
+        size = self._block_bytes
+        items = []
+        for offset in range(0, len(pcm) - size + 1, size):
+            t = at_ms + offset / self.format.bytes_per_frame / self.format.rate_hz * 1000.0
+            items.append((t, dsp.mean_square(pcm[offset : offset + size])))
+        with self._lock:
+            self._blocks.extend(items)
+            if items:
+                self._last_end_ms = items[-1][0] + BLOCK_MS
+
+    def push_silence_after(self, at_ms: float) -> None:
+        """Playback was flushed at `at_ms`: forget audio scheduled after it."""
+        with self._lock:
+            while self._blocks and self._blocks[-1][0] >= at_ms:
+                self._blocks.pop()
+            self._last_end_ms = min(self._last_end_ms, at_ms)
+
+    def last_played_ms(self) -> float:
+        """End time of the last audio pushed (far past if none)."""
+        with self._lock:
+            return self._last_end_ms
+
+    def max_energy(self, start_ms: float, end_ms: float) -> float:
+        """Largest block energy overlapping [start_ms, end_ms); 0.0 when nothing played."""
+        with self._lock:
+            blocks = list(self._blocks)
+        best = 0.0
+        for t, e in reversed(blocks):
+            if t >= end_ms:
+                continue
+            if t + BLOCK_MS <= start_ms:
+                break
+            best = max(best, e)
+        return best
+
+    def envelope(self, start_ms: float, count: int, step_ms: float) -> list[float]:
+        """Energies sampled every `step_ms` from `start_ms` (max over each step)."""
+        with self._lock:
+            blocks = list(self._blocks)
+        out = [0.0] * count
+        end = start_ms + count * step_ms
+        for t, e in blocks:
+            if t + BLOCK_MS <= start_ms or t >= end:
+                continue
+            first = max(0, int((t - start_ms) // step_ms))
+            last = min(count - 1, int((t + BLOCK_MS - 1e-6 - start_ms) // step_ms))
+            for i in range(first, last + 1):
+                out[i] = max(out[i], e)
+        return out

@@ -1,0 +1,246 @@
+"""Simulated microphone: plays a Scenario (espeak-ng speech over sox noise).
+
+Same interface as AlsaCapture (`start(on_frame)`, `close()`, `stats`, `progress`,
+`state`). It owns the conversation clock: each frame it advances the linked SimSpeaker
+one period and mixes the speaker's output back in at `echo_db` / `echo_delay_ms`
+(acoustic echo). Between turns it waits for the agent's reply to finish (or starts the
+next turn `barge_in_after_ms` into the reply). Real-time paced or as fast as consumed.
+`spans` holds the ground truth (onset/end of every utterance on the frame clock).
+Faults for tests: `inject_stall`, `inject_xrun`, `inject_device_lost`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from agentd.audio import dsp
+from agentd.audio._link import DeviceStats, OnLink, report
+from agentd.audio.format import AudioFormat
+from agentd.audio.sim_speaker import SimSpeaker
+from agentd.events import LinkState, now_ms
+from agentd.sim.scenario import Scenario
+
+OnFrame = Callable[[bytes, float], None]
+NOISE_LOOP_MS = 7000  # rendered once and looped: sox costs ~30 ms per call
+REPLY_TIMEOUT_MS = 8000  # no reply started by then: go on with the next turn
+ONSET_DB = -45.0  # first 10 ms block above this is the true speech onset
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSpan:
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+class SimMic:
+    """Fake capture device driven by a scenario and linked to a SimSpeaker."""
+
+    name = "capture"
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        fmt: AudioFormat | None = None,
+        period_ms: int = 20,
+        speaker: SimSpeaker | None = None,
+        realtime: bool = True,
+        echo_db: float | None = None,
+        echo_delay_ms: float = 40.0,
+        on_link: OnLink | None = None,
+        speech: list[bytes] | None = None,
+    ) -> None:
+        from agentd.sim.speech import render_noise, render_speech
+
+        self.scenario = scenario
+        self.format = fmt or AudioFormat(16000)
+        self.period_ms = period_ms
+        self.speaker = speaker
+        self.realtime = realtime
+        self.stats = DeviceStats()
+        self.state = LinkState.CONNECTED
+        self.spans: list[SpeechSpan] = []
+        self.finished = threading.Event()
+        self._on_link = on_link
+        self._echo_gain = dsp.db_to_gain(echo_db) if echo_db is not None else 0.0
+        self._echo_delay = self.format.bytes_for_ms(echo_delay_ms)
+        self._echo_line = bytearray()
+        self._period = self.format.bytes_for_ms(period_ms)
+        rate = self.format.rate_hz
+        self._noise = (
+            render_noise(NOISE_LOOP_MS, rate, scenario.noise_db)
+            if scenario.noise_db > -200
+            else bytes(self.format.bytes_for_ms(NOISE_LOOP_MS))
+        )
+        self._speech = speech or [render_speech(t.visitor, rate) for t in scenario.turns]
+        self._faults: deque[tuple[str, float]] = deque()
+        self._fault_started = False
+        self.t0_ms = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def progress(self) -> int:
+        return self.stats.frames
+
+    # --- faults -----------------------------------------------------------------------
+
+    def inject_stall(self, duration_ms: float) -> None:
+        """Stop delivering frames (time still passes) for `duration_ms`."""
+        self._faults.append(("stall", duration_ms))
+
+    def inject_xrun(self, lost_ms: float = 60.0) -> None:
+        """Lose `lost_ms` of audio as an overrun would; counted in stats.xruns."""
+        self._faults.append(("xrun", lost_ms))
+
+    def inject_device_lost(self, seconds: float) -> None:
+        """The device vanishes for `seconds`, then is reopened (stats.reopens)."""
+        self._faults.append(("lost", seconds * 1000))
+
+    # --- running ----------------------------------------------------------------------
+
+    def start(self, on_frame: OnFrame) -> None:
+        if self._thread is not None:
+            raise RuntimeError("sim mic already started")
+        self._thread = threading.Thread(
+            target=self.run, args=(on_frame,), name="sim-mic", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+    def run(self, on_frame: OnFrame, max_ms: float | None = None) -> None:
+        """Deliver frames until the scenario ends (+ tail), `max_ms`, or close()."""
+        t0 = self.t0_ms = now_ms()
+        wall0 = time.monotonic()
+        for index, clean in enumerate(self.frames()):
+            at = t0 + index * self.period_ms
+            if self._stop.is_set() or (max_ms is not None and at - t0 >= max_ms):
+                break
+            if self.realtime:
+                delay = wall0 + (index + 1) * self.period_ms / 1000 - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+            frame = self._mix_echo(clean, at)
+            if self.speaker is not None:
+                self.speaker.record_mic(frame, at)
+            if self._fault_blocks():
+                continue
+            self.stats.frames += len(frame) // 2
+            on_frame(frame, at)
+        self.finished.set()
+
+    def _fault_blocks(self) -> bool:
+        """Apply the current injected fault; True = this frame is not delivered."""
+        if not self._faults:
+            return False
+        kind, left = self._faults[0]
+        if not self._fault_started:
+            self._fault_started = True
+            if kind == "xrun":
+                self.stats.xruns += 1
+            elif kind == "lost":
+                self.state = LinkState.DISCONNECTED
+                report(self._on_link, self.name, self.state, "sim device lost")
+        left -= self.period_ms
+        if left > 0:
+            self._faults[0] = (kind, left)
+            return True
+        self._faults.popleft()
+        self._fault_started = False
+        if kind == "lost":
+            self.stats.reopens += 1
+            self.state = LinkState.CONNECTED
+            report(self._on_link, self.name, self.state, "sim device back")
+        return True
+
+    def _mix_echo(self, frame: bytes, at: float) -> bytes:
+        if self.speaker is None:
+            return frame
+        played = self.speaker.advance(at)
+        if not self._echo_gain:
+            return frame
+        played = played or bytes(self._period)
+        if not self._echo_line:
+            self._echo_line = bytearray(self._echo_delay)
+        self._echo_line += played
+        echo = bytes(self._echo_line[: len(frame)])
+        del self._echo_line[: len(frame)]
+        if not any(echo):
+            return frame
+        return dsp.mix(frame, dsp.apply_gain(echo, self._echo_gain))
+
+    def frames(self) -> Iterator[bytes]:
+        """The mic signal, one period at a time (noise, speech turns, waits, tail)."""
+        clock = 0.0  # ms since the first frame, same offsets as run()'s `at - t0`
+        noise_pos = 0
+
+        def noise() -> bytes:
+            nonlocal noise_pos
+            size = self._period
+            if noise_pos + size > len(self._noise):
+                noise_pos = 0
+            chunk = self._noise[noise_pos : noise_pos + size]
+            noise_pos += size
+            return chunk
+
+        reply_started: float | None = None
+        for i, turn in enumerate(self.scenario.turns):
+            if turn.barge_in_after_ms > 0 and reply_started is not None:
+                while clock < reply_started + turn.barge_in_after_ms:
+                    yield noise()
+                    clock += self.period_ms
+            else:
+                for _ in range(int(turn.pause_before_ms // self.period_ms)):
+                    yield noise()
+                    clock += self.period_ms
+            speech = self._speech[i]
+            onset = _onset_offset_ms(speech, self.format)
+            self.spans.append(
+                SpeechSpan(
+                    turn.visitor,
+                    self.t0_ms + clock + onset,
+                    self.t0_ms + clock + self.format.duration_ms(len(speech)),
+                )
+            )
+            for k in range(0, len(speech), self._period):
+                part = speech[k : k + self._period]
+                part += bytes(self._period - len(part))
+                yield dsp.mix(noise(), part)
+                clock += self.period_ms
+            reply_started = None
+            waited = 0.0
+            next_barges = i + 1 < len(self.scenario.turns) and (
+                self.scenario.turns[i + 1].barge_in_after_ms > 0
+            )
+            if self.speaker is None:
+                continue
+            while waited < REPLY_TIMEOUT_MS:
+                if self.speaker.is_playing and reply_started is None:
+                    reply_started = clock
+                    if next_barges:
+                        break
+                if reply_started is not None and not self.speaker.is_playing:
+                    break
+                yield noise()
+                clock += self.period_ms
+                waited += self.period_ms
+        for _ in range(int(self.scenario.tail_ms // self.period_ms)):
+            yield noise()
+
+
+def _onset_offset_ms(speech: bytes, fmt: AudioFormat) -> float:
+    block = fmt.bytes_for_ms(10)
+    for k in range(0, len(speech) - block, block):
+        if dsp.energy_db(dsp.mean_square(speech[k : k + block])) > ONSET_DB:
+            return fmt.duration_ms(k)
+    return 0.0

@@ -1,0 +1,178 @@
+"""Simulated speaker: same interface as AlsaPlayback, consumes audio on a clock.
+
+It is advanced one period at a time by the SimMic's clock (so echo, barge-in and the
+conversation share one timeline, real-time or faster), or by its own real-time thread
+via `start_clock()` when used alone. It records everything played and writes a stereo
+WAV (left = what the mic heard, right = what the agent said) for listening back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from collections import deque
+
+from agentd.audio import dsp
+from agentd.audio._link import DeviceStats, log
+from agentd.audio.alsa_playback import OnFirstAudio
+from agentd.audio.format import AudioFormat
+from agentd.audio.reference import ReferenceTap
+from agentd.events import LinkState, now_ms
+
+
+class SimSpeaker:
+    """Fake playback device: queue, gain, cancel/pause, reference tap, recording."""
+
+    name = "playback"
+
+    def __init__(
+        self,
+        fmt: AudioFormat | None = None,
+        period_ms: int = 20,
+        on_first_audio: OnFirstAudio | None = None,
+        wav_path: str = "",
+    ) -> None:
+        self.format = fmt or AudioFormat(16000)
+        self.period_ms = period_ms
+        self.reference = ReferenceTap(self.format)
+        self.stats = DeviceStats()
+        self.state = LinkState.CONNECTED
+        self.on_first_audio = on_first_audio
+        self.wav_path = wav_path
+        self.played: list[tuple[float, bytes]] = []  # (at_ms, audible chunk)
+        self.first_audio_ms: list[float] = []
+        self.silent_since_ms: float | None = None  # set by cancel()/pause()
+        self._mic_track: list[tuple[float, bytes]] = []
+        self._period = self.format.bytes_for_ms(period_ms)
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._gain = 1.0
+        self._paused = False
+        self._new_reply = True
+        self._last_at_ms = 0.0
+        self._clock: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def progress(self) -> int:
+        return self.stats.frames
+
+    @property
+    def is_playing(self) -> bool:
+        with self._lock:
+            return self._queued > 0 and not self._paused
+
+    def set_volume(self, gain: float) -> None:
+        self._gain = min(2.0, max(0.0, gain))
+
+    def write(self, pcm: bytes) -> None:
+        if not pcm:
+            return
+        with self._lock:
+            if self._queued == 0:
+                self._new_reply = True
+            self._queue.append(pcm)
+            self._queued += len(pcm)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._queued = 0
+            self._paused = False
+            self._new_reply = True
+            self.silent_since_ms = self._last_at_ms
+        self.reference.push_silence_after(self._last_at_ms)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            self.silent_since_ms = self._last_at_ms
+        self.reference.push_silence_after(self._last_at_ms)
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    def advance(self, at_ms: float) -> bytes:
+        """Play the period starting at `at_ms`; returns what left the speaker (or b"")."""
+        with self._lock:
+            self._last_at_ms = at_ms
+            if self._paused or not self._queue:
+                return b""
+            out = bytearray()
+            while self._queue and len(out) < self._period:
+                head = self._queue.popleft()
+                need = self._period - len(out)
+                if len(head) > need:
+                    self._queue.appendleft(head[need:])
+                    head = head[:need]
+                out += head
+            self._queued -= len(out)
+            new_reply, self._new_reply = self._new_reply, False
+        chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
+        self.stats.frames += len(chunk) // 2
+        self.played.append((at_ms, chunk))
+        self.reference.push(chunk, at_ms)
+        if new_reply:
+            self.first_audio_ms.append(at_ms)
+            if self.on_first_audio is not None:
+                self.on_first_audio(at_ms)
+        return chunk
+
+    def record_mic(self, frame: bytes, at_ms: float) -> None:
+        """The SimMic reports what it captured, for the conversation WAV."""
+        self._mic_track.append((at_ms, frame))
+
+    def start_clock(self) -> None:
+        """Consume audio in real time on an own thread (when no SimMic drives us)."""
+        if self._clock is None:
+            self._clock = threading.Thread(target=self._tick, name="sim-speaker", daemon=True)
+            self._clock.start()
+
+    def _tick(self) -> None:
+        start = time.monotonic()
+        n = 0
+        while not self._stop.is_set():
+            self.advance(now_ms())
+            n += 1
+            delay = start + n * self.period_ms / 1000 - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def close(self) -> None:
+        """Stop the clock (if any) and write the WAV; idempotent."""
+        self._stop.set()
+        if self._clock is not None:
+            self._clock.join(2.0)
+            self._clock = None
+        if self.wav_path:
+            try:
+                self.write_wav(self.wav_path)
+            except OSError as exc:
+                log.warning("cannot write speaker_wav %s: %s", self.wav_path, exc)
+            self.wav_path = ""
+
+    def write_wav(self, path: str) -> None:
+        tracks = [self._mic_track, self.played]
+        starts = [t for track in tracks for t, _ in track[:1]]
+        if not starts:
+            return
+        t0 = min(starts)
+        left, right = (_place(track, t0, self.format) for track in tracks)
+        with wave.open(path, "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(self.format.rate_hz)
+            wav.writeframes(dsp.interleave(left, right))
+
+
+def _place(track: list[tuple[float, bytes]], t0: float, fmt: AudioFormat) -> bytes:
+    out = bytearray()
+    for at_ms, chunk in track:
+        offset = fmt.bytes_for_ms(at_ms - t0)
+        if offset > len(out):
+            out += bytes(offset - len(out))
+        out[offset : offset + len(chunk)] = chunk
+    return bytes(out)
