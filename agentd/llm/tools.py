@@ -67,14 +67,7 @@ class ToolRegistry:
             if tool.name in self._tools:
                 raise ConfigError("llm.tools", "duplicate tool name", tool.name)
             validator = jsonschema.Draft202012Validator(tool.parameters)
-            self._tools[tool.name] = Tool(
-                tool.name,
-                tool.description,
-                tool.parameters,
-                tool.handler,
-                tool.timeout_s,
-                validator,
-            )
+            self._tools[tool.name] = dataclasses.replace(tool, validator=validator)
 
     @classmethod
     def from_config(
