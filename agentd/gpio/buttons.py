@@ -143,23 +143,27 @@ class ButtonPanel:
 
 
 def commands_for(event: object, config: ButtonsConfig, *, muted: bool) -> tuple[object, ...]:
-    """The commands one button fact stands for (called on the loop, with the mute state)."""
+    """The commands one button fact stands for (called on the loop, with the mute state).
+
+    Commands keep the press time (`at_ms`), so latency is measured from the finger.
+    """
     if isinstance(event, ButtonPressed):
+        at = event.at_ms
         if event.long_press:
             if (
                 config.long_press_action == "call_staff"
                 and event.button == config.long_press_button
             ):
-                return (StaffCalled(f"long press on {event.button}", SOURCE),)
+                return (StaffCalled(f"long press on {event.button}", SOURCE, at_ms=at),)
             return ()
         if event.button == "talk":
-            return (StartListening(SOURCE),)
+            return (StartListening(SOURCE, at_ms=at),)
         if event.button == "cancel":
-            return (CancelReply(SOURCE),)
+            return (CancelReply(SOURCE, at_ms=at),)
         if event.button == "mute":
             return (SetMuted(not muted, SOURCE),)
         if event.button == "staff":
-            return (StaffCalled("staff button", SOURCE),)
+            return (StaffCalled("staff button", SOURCE, at_ms=at),)
     if isinstance(event, ButtonReleased) and event.button == "talk" and config.talk_mode == "hold":
-        return (StopListening(SOURCE),)
+        return (StopListening(SOURCE, at_ms=event.at_ms),)
     return ()
