@@ -30,6 +30,8 @@ DELAY_STEP_MS = 10  # ReferenceTap block length
 CORR_FRAMES = 75  # 1.5 s of 20 ms frames per delay estimate
 CORR_EVERY_FRAMES = 10  # re-estimate every 200 ms while the agent speaks
 CORR_MIN = 0.4  # below this the envelope correlation is not trusted
+CORR_MIN_FRAMES = 25  # first estimate after 0.5 s of reply, refined as history grows
+GAIN_MIN_SAMPLES = 10  # 200 ms of echo-only frames before the prior is dropped
 RATIO_HISTORY = 100  # frames of echo-only ratios kept for the gain estimate (2 s)
 RATIO_PERCENTILE = 0.9  # echo gain = this percentile of mic/reference energy ratios
 ARMED_AFTER_PLAY_MS = 500  # keep listening for barge-in this long after playback
@@ -148,7 +150,7 @@ class BargeInDetector:
             return bool(energy > self._noise * self._margin)
         self._mic_hist.append((at_ms, energy))
         self._since_corr += 1
-        if self._since_corr >= CORR_EVERY_FRAMES and len(self._mic_hist) == CORR_FRAMES:
+        if self._since_corr >= CORR_EVERY_FRAMES and len(self._mic_hist) >= CORR_MIN_FRAMES:
             self._since_corr = 0
             self._estimate_delay()
         ref = self._reference_at(at_ms)
@@ -170,7 +172,7 @@ class BargeInDetector:
         self._ratios.append(max(energy - self._noise, 0.0) / ref)
         ordered = sorted(self._ratios)
         learned = ordered[int(RATIO_PERCENTILE * (len(ordered) - 1))]
-        if len(ordered) < RATIO_HISTORY // 4:  # too little evidence: stay conservative
+        if len(ordered) < GAIN_MIN_SAMPLES:  # too little evidence: stay conservative
             learned = max(learned, self._prior_gain)
         self._gain = max(learned, 1e-6)
 

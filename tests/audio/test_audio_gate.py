@@ -1,0 +1,110 @@
+"""VAD gate on real espeak-ng speech over sox noise, against known speech spans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentd.audio.format import AudioFormat
+from agentd.audio.sim_mic import SimMic
+from agentd.audio.vad_gate import GateEvent, VadGate
+from agentd.config.sections_audio import VadConfig
+from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
+from agentd.sim.scenario import load_scenario, scenario_from_dict
+
+FRONT_DESK = Path(__file__).parents[2] / "config" / "scenarios" / "front-desk.toml"
+FMT = AudioFormat(16000)
+
+
+def _run(mic: SimMic, gate: VadGate) -> list[tuple[GateEvent, float]]:
+    out: list[tuple[GateEvent, float]] = []
+
+    def on_frame(frame: bytes, at_ms: float) -> None:
+        out.extend((e, at_ms) for e in gate.process(frame, at_ms))
+
+    mic.run(on_frame)
+    return out
+
+
+def _utterances(events: list[tuple[GateEvent, float]]) -> list[tuple[float, float, bytes]]:
+    """(audio start ms, audio end ms, pcm) of every gated utterance."""
+    result = []
+    start, pcm = 0.0, b""
+    for event, _ in events:
+        if isinstance(event, SpeechStarted):
+            pcm = event.preroll
+            start = event.at_ms - FMT.duration_ms(len(pcm))
+        elif isinstance(event, VoicedAudio):
+            pcm += event.pcm
+        elif isinstance(event, SpeechEnded):
+            result.append((start, start + FMT.duration_ms(len(pcm)), pcm))
+    return result
+
+
+@pytest.mark.timeout(60)
+def test_gate_opens_on_every_utterance_from_its_true_onset() -> None:
+    scenario = load_scenario(FRONT_DESK)
+    mic = SimMic(scenario, realtime=False)
+    events = _run(mic, VadGate(VadConfig()))
+    utterances = _utterances(events)
+    assert len(mic.spans) == len(scenario.turns) == 3
+    assert len(utterances) == len(mic.spans)
+    for span, (start, end, pcm) in zip(mic.spans, utterances, strict=True):
+        assert start <= span.start_ms, f"onset clipped for {span.text!r}"
+        assert span.start_ms - start >= 100, "pre-roll must cover the onset with margin"
+        assert end >= span.end_ms - 60, f"tail clipped for {span.text!r}"
+        assert len(pcm) == FMT.bytes_for_ms(end - start)
+    assert not any(e.too_short for e, _ in events if isinstance(e, SpeechEnded))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("noise_db", [-200.0, -48.0, -40.0])
+def test_silence_and_steady_noise_send_nothing(noise_db: float) -> None:
+    scenario = scenario_from_dict(
+        {"noise_db": noise_db, "tail_ms": 0, "turn": [{"visitor": "", "pause_before_ms": 6000}]}
+    )
+    mic = SimMic(scenario, realtime=False)
+    events = _run(mic, VadGate(VadConfig()))
+    assert mic.stats.frames >= FMT.frames_for_ms(5900)
+    assert events == []
+
+
+@pytest.mark.timeout(30)
+def test_mute_stops_audio_reaching_the_gate_and_closes_an_open_utterance() -> None:
+    scenario = scenario_from_dict(
+        {
+            "noise_db": -50.0,
+            "tail_ms": 500,
+            "turn": [
+                {"visitor": "Good morning, I am here for the workshop.", "pause_before_ms": 400},
+                {"visitor": "Where is the lift?", "pause_before_ms": 800},
+            ],
+        }
+    )
+    gate = VadGate(VadConfig())
+    mic = SimMic(scenario, realtime=False)
+    events: list[object] = []
+
+    def on_frame(frame: bytes, at_ms: float) -> None:
+        if gate.is_open and not any(isinstance(e, SpeechEnded) for e in events):
+            events.extend(gate.set_muted(True, at_ms))  # mute mid-utterance
+        events.extend(gate.process(frame, at_ms))
+
+    mic.run(on_frame)
+    assert isinstance(events[0], SpeechStarted)
+    assert isinstance(events[-1], SpeechEnded)
+    assert sum(isinstance(e, SpeechStarted) for e in events) == 1  # 2nd turn never reached
+    gate.set_muted(False)
+    assert gate.process(bytes(640), 0.0) == []
+
+
+def test_too_short_and_max_length() -> None:
+    config = VadConfig(max_utterance_s=1.0, min_speech_ms=5000)
+    scenario = scenario_from_dict(
+        {"noise_db": -50.0, "tail_ms": 1000, "turn": [{"visitor": "Hello there, one two three."}]}
+    )
+    events = _run(SimMic(scenario, realtime=False), VadGate(config))
+    ended = [e for e, _ in events if isinstance(e, SpeechEnded)]
+    assert ended and all(e.too_short for e in ended)
+    assert len(ended) >= 2  # cut at 1 s, then reopened on the rest
