@@ -76,7 +76,7 @@ def fields(**kw: object) -> dict[str, object]:
             raise ValueError(f"log field {key!r} is not a usable journal field name")
         if raw is None:
             continue
-        # LinkState.UP logs as "up", not "LinkState.UP"
+        # LinkState.CONNECTED logs as "connected", not the enum repr
         out[name] = raw.value if isinstance(raw, enum.Enum) else raw
     return out
 

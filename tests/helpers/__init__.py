@@ -1,0 +1,1 @@
+"""Reusable fixtures that run real services (journald, Mosquitto) for the tests."""
