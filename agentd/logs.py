@@ -265,9 +265,15 @@ def transcripts_enabled() -> bool:
     return _state.config.log_transcripts
 
 
-def log_transcript(logger: logging.Logger, who: str, text: str, turn_id: str) -> bool:
-    """Log what someone said, only if [logging].log_transcripts is on; True if logged."""
-    if not _state.config.log_transcripts:
+def log_transcript(
+    logger: logging.Logger, who: str, text: str, turn_id: str, *, enabled: bool | None = None
+) -> bool:
+    """Log what someone said only if transcripts are on; True if logged.
+
+    `enabled` overrides [logging].log_transcripts from the last setup_logging()/reconfigure()
+    (components that hold their own copy of the flag pass it in).
+    """
+    if not (_state.config.log_transcripts if enabled is None else enabled):
         return False
     logger.info(
         "%s said: %s", who, text, extra=fields(turn_id=turn_id, stage="transcript", speaker=who)

@@ -111,6 +111,10 @@ def test_transcripts_only_when_configured(capsys: pytest.CaptureFixture[str]) ->
     assert log_transcript(log, "visitor", "my name is Ada", "t-3")
     err = capsys.readouterr().err
     assert "visitor said: my name is Ada [TURN_ID=t-3 STAGE=transcript SPEAKER=visitor]" in err
+    assert not log_transcript(log, "agent", "hello Ada", "t-3", enabled=False)
+    reconfigure(LoggingConfig(backend="stderr"))
+    assert log_transcript(log, "agent", "hello Ada", "t-3", enabled=True)
+    assert capsys.readouterr().err.count("agent said: hello Ada") == 1
 
 
 def test_reconfigure_changes_level_and_keeps_secrets(capsys: pytest.CaptureFixture[str]) -> None:
