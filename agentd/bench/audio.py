@@ -60,6 +60,7 @@ def run_overlap(
     coupling_db: float,
     delay_ms: float,
     visitor: str = "",
+    *,
     visitor_at_ms: int = 1000,
     config: BargeInConfig | None = None,
     noise_db: float = -50.0,
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         for delay in DELAYS_MS:
             for line in lines:
                 for at in offsets:
-                    trial = run_overlap(coupling, delay, line, at)
+                    trial = run_overlap(coupling, delay, line, visitor_at_ms=at)
                     if trial.reaction_ms is None:
                         missed += 1
                     else:
@@ -186,7 +187,7 @@ def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("inf")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
 def no_leaked_threads():
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and t.daemon]
     for t in leaked:
         t.join(3.0)
     assert not [t.name for t in leaked if t.is_alive()], "audio threads leaked"

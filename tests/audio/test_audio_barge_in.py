@@ -1,0 +1,123 @@
+"""Echo-safe barge-in on simulated devices with acoustic echo (virtual clock)."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import pytest
+
+from agentd.audio.barge_in import BargeInDetector, FalseBargeIn
+from agentd.audio.format import AudioFormat
+from agentd.audio.reference import ReferenceTap
+from agentd.audio.sim_mic import SimMic
+from agentd.audio.sim_speaker import SimSpeaker
+from agentd.bench.audio import run_overlap
+from agentd.config.sections_audio import BargeInConfig
+from agentd.events import BargeIn, LinkState
+from agentd.sim.scenario import scenario_from_dict
+from agentd.sim.speech import render_speech
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("coupling", "delay"), [(-20.0, 20.0), (-10.0, 50.0), (-10.0, 80.0)])
+def test_echo_only_never_barges_in(coupling: float, delay: float) -> None:
+    trial = run_overlap(coupling, delay)
+    assert trial.audio_s > 5.0  # the whole reply was heard back through the mic
+    assert trial.barge_ins == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("at_ms", [1300, 2500])
+def test_speech_over_echo_barges_in_quickly(at_ms: int) -> None:
+    trial = run_overlap(-10.0, 40.0, "Sorry, can you say that again?", visitor_at_ms=at_ms)
+    assert trial.barge_ins == 1
+    assert trial.reaction_ms is not None and trial.reaction_ms <= 600  # generous bound
+
+
+def test_disabled_detector_is_silent() -> None:
+    trial = run_overlap(
+        -10.0,
+        40.0,
+        "Sorry, can you say that again?",
+        visitor_at_ms=1300,
+        config=BargeInConfig(enabled=False),
+    )
+    assert trial.barge_ins == 0 and trial.pauses == 0
+
+
+def test_aec_mode_trusts_vad_and_false_barge_in_follows_without_words() -> None:
+    fmt = AudioFormat(16000)
+    tap = ReferenceTap(fmt)
+    config = BargeInConfig(mode="aec", resume_after_false_s=2.0)
+    detector = BargeInDetector(config, tap)
+    speech = render_speech("Excuse me, one question.", 16000)
+    silence = bytes(fmt.bytes_for_ms(20))
+    events = []
+    at = 1000.0
+    tap.push(bytes(fmt.bytes_for_ms(3000)), at)  # agent is speaking (energy irrelevant)
+    for i in range(0, len(speech) - 640, 640):
+        events += detector.process(speech[i : i + 640], at, voiced=True)
+        at += 20
+    for _ in range(120):
+        events += detector.process(silence, at, voiced=False)
+        at += 20
+    assert sum(isinstance(e, BargeIn) for e in events) == 1
+    assert any(isinstance(e, FalseBargeIn) for e in events)
+
+    detector2 = BargeInDetector(config, tap)
+    events2 = []
+    at = 1000.0
+    for i in range(0, len(speech) - 640, 640):
+        events2 += detector2.process(speech[i : i + 640], at, voiced=True)
+        at += 20
+    detector2.note_words()
+    for _ in range(120):
+        events2 += detector2.process(silence, at, voiced=False)
+        at += 20
+    assert any(isinstance(e, BargeIn) for e in events2)
+    assert not any(isinstance(e, FalseBargeIn) for e in events2)
+
+
+@pytest.mark.timeout(60)
+def test_sim_conversation_wav_and_faults(tmp_path: Path) -> None:
+    wav_path = tmp_path / "conversation.wav"
+    speaker = SimSpeaker(wav_path=str(wav_path))
+    scenario = scenario_from_dict(
+        {
+            "noise_db": -50,
+            "tail_ms": 200,
+            "turn": [
+                {"visitor": "Hi there.", "pause_before_ms": 200},
+                {"visitor": "Thanks.", "pause_before_ms": 300},
+            ],
+        }
+    )
+    states: list[LinkState] = []
+    mic = SimMic(
+        scenario,
+        speaker=speaker,
+        realtime=False,
+        echo_db=-10.0,
+        on_link=lambda s, _d: states.append(s),
+    )
+    reply = render_speech("Hello!", 16000)
+    delivered: list[float] = []
+    mic.inject_xrun(60)
+    mic.inject_device_lost(0.2)
+
+    def on_frame(_frame: bytes, at_ms: float) -> None:
+        delivered.append(at_ms)
+        if len(delivered) == 60:
+            speaker.write(reply)  # the agent answers the first turn
+
+    mic.run(on_frame)
+    speaker.close()
+    assert mic.stats.xruns == 1 and mic.stats.reopens == 1
+    assert states == [LinkState.DISCONNECTED, LinkState.CONNECTED]
+    assert delivered[0] - mic.t0_ms >= 260  # 60 ms xrun + 200 ms lost were not delivered
+    assert len(mic.spans) == 2 and mic.spans[1].start_ms > speaker.played[-1][0]
+    assert speaker.first_audio_ms
+    with wave.open(str(wav_path)) as wav:
+        assert wav.getnchannels() == 2
+        assert wav.getnframes() / 16000 > 1.5
