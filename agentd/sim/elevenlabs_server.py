@@ -126,6 +126,7 @@ class ElevenLabsEmulator:
         return f"http://127.0.0.1:{self._port}"
 
     async def start(self) -> None:
+        self._stopping = asyncio.Event()  # fresh, so a stopped emulator can start again
         app = web.Application()
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._handle_stream)
         # handler_cancellation: a client disconnect cancels the handler, so we see it at once.
@@ -252,11 +253,10 @@ class ElevenLabsEmulator:
         for index, chunk in enumerate(_chunks(pcm, rate_hz, self.chunk_ms, faults.malformed)):
             if index == faults.stall_after_chunks:
                 await self._stopping.wait()  # until the client gives up or we shut down
+                _drop(request)  # a stalled body never ends cleanly
                 return response
             if index == faults.truncate_after_chunks:
-                if request.transport is not None:
-                    request.transport.abort()  # mid-body: the chunked message never ends
-                record.disconnected = False
+                _drop(request)  # mid-body: the chunked message never ends
                 return response
             if index:
                 await asyncio.sleep((self.chunk_delay_ms + self.pace * self.chunk_ms) / 1000)
@@ -267,6 +267,11 @@ class ElevenLabsEmulator:
         await response.write_eof()
         record.completed = True
         return response
+
+
+def _drop(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def _pcm_rate(output_format: str) -> int | None:
@@ -328,6 +333,9 @@ class ElevenLabsEmulatorThread:
                 return
             ready.set()
             loop.run_forever()
+            # to_thread() workers and async generators belong to this loop: end them here
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
 
         self._thread = threading.Thread(target=run, name="elevenlabs-emulator", daemon=True)
         self._thread.start()

@@ -26,6 +26,8 @@ _QUOTE = re.compile(r"(?m)^\s*>+\s?")
 _RULE = re.compile(r"(?m)^\s*([-*_])(?:\s*\1){2,}\s*$")
 _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|~~|`+)")
 _UNDERSCORE_EMPH = re.compile(r"(?<![\w])_([^_\n]+)_(?![\w])")
+_TABLE_RULE = re.compile(r"(?m)^[ \t]*\|?(?:[ \t]*:?-{3,}:?[ \t]*\|?)+[ \t]*$")  # |---|:--|
+_TABLE_EDGE = re.compile(r"(?m)^[ \t]*\||\|[ \t]*$")
 _TABLE_PIPE = re.compile(r"\s*\|\s*")
 _SPACE = re.compile(r"\s+")
 # Symbol categories that are emoji, pictographs, dingbats: So = "Symbol, other".
@@ -41,6 +43,8 @@ def speakable(text: str, max_chars: int = MAX_CHARS) -> str:
     text = _TAG.sub(" ", text)
     text = _ANGLE.sub(" ", text)
     text = _RULE.sub(" ", text)
+    text = _TABLE_RULE.sub(" ", text)
+    text = _TABLE_EDGE.sub(" ", text)
     text = _HEADING.sub("", text)
     text = _QUOTE.sub("", text)
     text = _BULLET.sub("", text)
@@ -55,7 +59,7 @@ def speakable(text: str, max_chars: int = MAX_CHARS) -> str:
 def _clean_char(ch: str) -> str:
     if ch in _KEEP_SYMBOLS:
         return ch
-    if ch in _INVISIBLE:
+    if ch in _INVISIBLE or "\U0001f3fb" <= ch <= "\U0001f3ff":  # + emoji skin tones
         return ""
     category = unicodedata.category(ch)
     if category in ("Cc", "Cf", "Zl", "Zp"):

@@ -76,7 +76,10 @@ class ClauseSplitter:
     def _find_cut(self) -> int | None:
         wanted = _CLAUSE if self._emitted == 0 else _SENTENCE
         for pos, strength in _boundaries(self._buf):
-            if strength >= wanted and len(self._buf[:pos].strip()) >= self.min_chars:
+            size = len(self._buf[:pos].strip())
+            if size > self.max_chars:
+                break
+            if strength >= wanted and size >= self.min_chars:
                 return pos
         if len(self._buf.strip()) > self.max_chars:
             return self._fallback_cut()

@@ -64,7 +64,11 @@ async def test_request_carries_voice_model_settings_and_context(
     await collect(tts, "Second part.", previous_text="First part.", next_text="Third part.")
 
     rec = emulator.requests[-1]
-    assert (rec.voice_id, rec.model_id, rec.text) == ("voice-42", "eleven_turbo_v2_5", "Second part.")
+    assert (rec.voice_id, rec.model_id, rec.text) == (
+        "voice-42",
+        "eleven_turbo_v2_5",
+        "Second part.",
+    )
     assert rec.previous_text == "First part." and rec.next_text == "Third part."
     assert rec.voice_settings == {"stability": 0.3, "similarity_boost": 0.75, "speed": 1.1}
     assert rec.optimize_streaming_latency == "3"
@@ -101,7 +105,7 @@ async def test_paced_chunks_arrive_over_time(
 async def test_first_byte_timeout(emulator: ElevenLabsEmulator, make_tts: MakeTts) -> None:
     emulator.ttfb_ms = 3000
     started = time.monotonic()
-    with pytest.raises(TtsTimeout, match="first_byte_timeout_s=0.3") as info:
+    with pytest.raises(TtsTimeout, match=r"first_byte_timeout_s=0\.3") as info:
         await collect(make_tts(first_byte_timeout_s=0.3), "Hello.")
     assert time.monotonic() - started < 2.0
     assert info.value.retryable
@@ -136,7 +140,7 @@ async def test_bad_api_key_is_not_retryable_and_not_logged(
 async def test_stall_mid_stream_times_out(emulator: ElevenLabsEmulator, make_tts: MakeTts) -> None:
     emulator.faults.stall_after_chunks = 2
     chunks: list[bytes] = []
-    with pytest.raises(TtsTimeout, match="chunk_gap_timeout_s=0.3"):
+    with pytest.raises(TtsTimeout, match=r"chunk_gap_timeout_s=0\.3"):
         async with contextlib.aclosing(
             make_tts(chunk_gap_timeout_s=0.3).stream(SENTENCE)
         ) as stream:

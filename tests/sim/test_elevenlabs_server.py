@@ -1,0 +1,126 @@
+"""The ElevenLabs emulator on the wire: auth, formats, chunking, faults, records, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from agentd.sim.elevenlabs_server import ElevenLabsEmulator, ElevenLabsEmulatorThread
+
+pytestmark = pytest.mark.timeout(30)
+
+KEY = "sim-key"
+BODY = {"text": "Hello there, visitor.", "model_id": "eleven_flash_v2_5"}
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[ElevenLabsEmulator]:
+    emulator = ElevenLabsEmulator(api_key=KEY, chunk_ms=50)
+    await emulator.start()
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
+
+
+async def post(
+    emu: ElevenLabsEmulator, fmt: str = "pcm_16000", key: str | None = KEY, body: object = BODY
+) -> tuple[int, dict[str, str], list[bytes]]:
+    headers = {"xi-api-key": key} if key is not None else {}
+    url = f"{emu.base_url}/v1/text-to-speech/v1/stream?output_format={fmt}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as resp,
+    ):
+        chunks = [chunk async for chunk in resp.content.iter_any()]
+        return resp.status, dict(resp.headers), chunks
+
+
+async def test_streams_chunked_pcm_and_records_the_request(emu: ElevenLabsEmulator) -> None:
+    status, headers, chunks = await post(emu)
+    assert status == 200
+    assert headers["Content-Type"] == "audio/pcm"
+    assert headers["Transfer-Encoding"] == "chunked"
+    pcm = b"".join(chunks)
+    assert len(pcm) % 2 == 0 and len(pcm) > 16000  # > 0.5 s of speech
+    rec = emu.requests[-1]
+    assert (rec.voice_id, rec.text, rec.model_id, rec.output_format) == (
+        "v1",
+        BODY["text"],
+        "eleven_flash_v2_5",
+        "pcm_16000",
+    )
+    assert rec.completed and not rec.disconnected and rec.bytes_sent == len(pcm)
+    assert rec.chunks_sent == -(-len(pcm) // 1600)  # 50 ms of 16 kHz S16 per chunk
+
+
+@pytest.mark.parametrize("key", [None, "wrong"])
+async def test_missing_or_wrong_key_is_401_json(emu: ElevenLabsEmulator, key: str | None) -> None:
+    status, _, chunks = await post(emu, key=key)
+    assert status == 401
+    assert b'"detail": {"status": "invalid_api_key"' in b"".join(chunks)
+
+
+async def test_mp3_and_unknown_formats_are_422_with_a_reason(emu: ElevenLabsEmulator) -> None:
+    for fmt in ("mp3_44100_128", "pcm_48000", "wav"):
+        status, _, chunks = await post(emu, fmt=fmt)
+        assert status == 422
+        assert fmt.encode() in b"".join(chunks)
+
+
+async def test_bad_body_is_rejected(emu: ElevenLabsEmulator) -> None:
+    status, _, _ = await post(emu, body=["not", "an", "object"])
+    assert status == 422
+
+
+async def test_faults_count_down_and_clear(emu: ElevenLabsEmulator) -> None:
+    emu.faults.status = 429
+    emu.faults.retry_after_s = 2
+    emu.faults.remaining = 2
+    first, headers, _ = await post(emu)
+    second, _, _ = await post(emu)
+    third, _, _ = await post(emu)
+    assert (first, second, third) == (429, 429, 200)
+    assert headers["Retry-After"] == "2"
+
+
+async def test_ttfb_and_pacing(emu: ElevenLabsEmulator) -> None:
+    emu.ttfb_ms = 200
+    emu.pace = 0.5  # 50 ms chunks every 25 ms
+    started = time.monotonic()
+    _, _, chunks = await post(emu)
+    elapsed = time.monotonic() - started
+    audio_s = len(b"".join(chunks)) / 32000
+    assert elapsed >= 0.2 + audio_s * 0.5 * 0.8
+
+
+async def test_stop_is_quick_even_with_a_stalled_stream(emu: ElevenLabsEmulator) -> None:
+    emu.faults.stall_after_chunks = 1
+    client = asyncio.create_task(post(emu))
+    await emu.wait_until(lambda e: bool(e.requests) and e.requests[-1].chunks_sent == 1)
+    started = time.monotonic()
+    await emu.stop()
+    assert time.monotonic() - started < 3.0
+    with pytest.raises(aiohttp.ClientError):
+        await client
+
+
+def test_thread_runner_serves_the_sync_sdk() -> None:
+    from elevenlabs.client import ElevenLabs
+
+    before = threading.active_count()
+    with ElevenLabsEmulatorThread(api_key=KEY, ttfb_ms=20) as emu:
+        client = ElevenLabs(api_key=KEY, base_url=emu.base_url)
+        pcm = b"".join(
+            client.text_to_speech.stream("v9", text="Good morning.", output_format="pcm_24000")
+        )
+        emu.wait_until_sync(lambda e: bool(e.requests) and e.requests[-1].completed)
+        assert emu.requests[-1].voice_id == "v9"
+        assert len(pcm) == emu.requests[-1].bytes_sent > 24000
+        client._client_wrapper.httpx_client.httpx_client.close()
+    assert threading.active_count() == before, "emulator thread joined"
