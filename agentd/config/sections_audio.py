@@ -49,7 +49,9 @@ class BargeInConfig:
         doc="reference = echo-aware gate on the played signal; aec = trust a hardware AEC mic.",
     )
     min_speech_ms: int = setting(300, min=60, max=2000, doc="Shorter = backchannel, ignored.")
-    echo_margin_db: float = setting(6.0, min=0.0, max=40.0)
+    echo_margin_db: float = setting(
+        4.0, min=0.0, max=40.0, doc="Mic must exceed predicted echo + noise by this."
+    )
     resume_after_false_s: float = setting(1.5, min=0.3, max=10.0)
     react_ms: int = setting(
         40, min=20, max=500, doc="Visitor-dominant speech that pauses playback (suspected)."
