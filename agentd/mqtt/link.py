@@ -122,6 +122,7 @@ class MqttLink:
         self._lock = threading.Lock()  # guards _connected, _queue and the client swap
         self._connected = False
         self._stopping = False
+        self._refused = False  # network thread only: last CONNACK refused our credentials
         self._client: Any = None
         self._on_message = on_message
         self._on_connected = on_connected
@@ -266,11 +267,13 @@ class MqttLink:
                 client.disconnect()
                 self._to_loop(self._fallback_to_v311)
                 return
-            state = LinkState.FAILED if code in _AUTH_REFUSED_CODES else LinkState.BACKOFF
+            self._refused = code in _AUTH_REFUSED_CODES
+            state = LinkState.FAILED if self._refused else LinkState.BACKOFF
             self._set_state_threadsafe(state, f"broker refused: {reason}")
             return
         if client is not self._client:
             return  # a stale client being replaced
+        self._refused = False
         client.publish(self._will.topic, self._online_payload, qos=1, retain=True)
         with self._lock:
             for topic, qos in self._subscriptions:
@@ -295,7 +298,7 @@ class MqttLink:
         with self._lock:
             self._connected = False
             stopping = self._stopping
-        if not stopping and self.state is not LinkState.FAILED:
+        if not stopping and not self._refused:  # keep FAILED visible while paho retries
             self._set_state_threadsafe(LinkState.BACKOFF, f"disconnected: {reason}")
 
     def _handle_message(self, _client: Any, _userdata: Any, message: Any) -> None:

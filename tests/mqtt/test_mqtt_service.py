@@ -29,6 +29,7 @@ from tests.mqtt.conftest import (
 pytestmark = pytest.mark.timeout(60)
 ROOT = f"agentd/{DEVICE_ID}"
 CHILD = Path(__file__).with_name("_child_service.py")
+REPO = Path(__file__).parents[2]
 
 
 def make_service(broker: Mosquitto, target: RecordingTarget, watcher: LinkWatcher,
@@ -40,7 +41,7 @@ def make_service(broker: Mosquitto, target: RecordingTarget, watcher: LinkWatche
 async def test_lwt_offline_when_process_is_killed(broker: Mosquitto) -> None:
     child = subprocess.Popen(
         [sys.executable, str(CHILD), broker.host, str(broker.port)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     sub = subprocess.Popen(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t", f"{ROOT}/status",
