@@ -92,8 +92,10 @@ class ClauseSplitter:
         marks = [pos for pos, _ in _boundaries(self._buf) if pos <= limit]
         if marks and len(self._buf[: marks[-1]].strip()) >= self.min_chars:
             return marks[-1]
-        space = max(self._buf.rfind(" ", start, limit + 1), self._buf.rfind("\n", start, limit + 1))
-        return space if space > start else None
+        for i in range(min(limit, len(self._buf) - 1), start, -1):
+            if self._buf[i].isspace():
+                return i
+        return None
 
 
 def _boundaries(text: str) -> list[tuple[int, int]]:
