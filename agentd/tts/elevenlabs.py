@@ -64,6 +64,7 @@ class ElevenLabsTts:
         self._config = config
         self.rate_hz = rate_hz
         self.output_format = f"pcm_{rate_hz}"
+        self.last_first_byte_ms: float | None = None  # of the latest stream(), for metrics
         backstop = max(config.first_byte_timeout_s, config.chunk_gap_timeout_s, _HTTP_BACKSTOP_S)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(backstop), follow_redirects=True)
         self._client = AsyncElevenLabs(
@@ -84,7 +85,8 @@ class ElevenLabsTts:
         from elevenlabs.core.api_error import ApiError
 
         loop = asyncio.get_running_loop()
-        first_deadline = loop.time() + self._config.first_byte_timeout_s
+        started = loop.time()
+        first_deadline = started + self._config.first_byte_timeout_s
         received = 0
         carry = b""
         try:
@@ -97,6 +99,7 @@ class ElevenLabsTts:
                         _check_content_type(response.headers)
                         chunks: AsyncIterator[bytes] = response.data
                         chunk = await anext(chunks, None)
+                    self.last_first_byte_ms = (loop.time() - started) * 1000
                 except TimeoutError:
                     raise TtsTimeout(
                         f"no audio within first_byte_timeout_s="

@@ -83,11 +83,13 @@ async def test_injected_ttfb_delays_first_chunk(
     emulator: ElevenLabsEmulator, make_tts: MakeTts
 ) -> None:
     emulator.ttfb_ms = 400
+    tts = make_tts()
     started = time.monotonic()
-    async with contextlib.aclosing(make_tts().stream("Hello there.")) as stream:
+    async with contextlib.aclosing(tts.stream("Hello there.")) as stream:
         await anext(stream)
         first_s = time.monotonic() - started
     assert first_s >= 0.38
+    assert tts.last_first_byte_ms is not None and tts.last_first_byte_ms >= 380
 
 
 async def test_paced_chunks_arrive_over_time(
