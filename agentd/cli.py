@@ -113,14 +113,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _print_tree(data: dict[str, Any], prefix: str) -> None:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for key, value in scalars.items():
-        print(f"{prefix}{key} = {json.dumps(value)}")
+def _print_tree(data: dict[str, Any], path: str) -> None:
+    """TOML-like listing: scalars of this table, then each sub-table under its header."""
+    for key, value in data.items():
+        if not isinstance(value, dict) and key != "include":
+            print(f"{key} = {json.dumps(value)}")
     for key, value in data.items():
         if isinstance(value, dict):
-            print(f"\n[{prefix}{key}]" if not prefix else f"\n[{prefix}{key}]")
-            _print_tree(value, f"{prefix}{key}.")
+            sub_path = f"{path}.{key}" if path else key
+            print(f"\n[{sub_path}]")
+            _print_tree(value, sub_path)
 
 
 def _cmd_devices(_args: argparse.Namespace) -> int:
@@ -141,7 +143,9 @@ def _cmd_test_hardware(args: argparse.Namespace) -> int:
     from agentd.config import load_config
     from agentd.gpio.diagnostics import test_hardware
 
-    return test_hardware(load_config(args.config), sys.stdout, button_timeout_s=args.button_timeout)
+    config = load_config(args.config)
+    result = test_hardware(config, sys.stdout, button_timeout_s=args.button_timeout)
+    return int(result)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -153,7 +157,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_emulators(args: argparse.Namespace) -> int:
     from agentd.sim.all import serve_forever
 
-    return serve_forever(scenario_path=args.scenario, host=args.host)
+    return int(serve_forever(scenario_path=args.scenario, host=args.host))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -71,6 +71,7 @@ class SpeechEnded:
     at_ms: float
     duration_ms: float
     too_short: bool = False
+    voice_end_ms: float | None = None  # end of the last voiced frame (true end of speech)
     priority: int = CONTROL
 
 

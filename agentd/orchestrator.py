@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
 from typing import Any, Protocol
 
+from agentd.audio.barge_in import BargeInDismissed, BargeInSuspected, FalseBargeIn
 from agentd.errors import AgentdError
 from agentd.events import (
     AgentState,
@@ -24,9 +25,12 @@ from agentd.events import (
     ButtonReleased,
     CancelReply,
     FaultRaised,
+    SetMuted,
     SpeechEnded,
     SpeechStarted,
     StaffCalled,
+    StartListening,
+    StopListening,
     TranscriptPartial,
     TurnFinalized,
     TurnMetrics,
@@ -39,6 +43,8 @@ from agentd.turn_clock import TurnClock
 
 log = logging.getLogger("agentd.turn")
 
+RECENT_AUDIO_MS = 600  # mic audio kept to replay the onset of a barge-in to STT
+
 
 class Reporter(Protocol):
     """Where the orchestrator's facts go (journal, MQTT, LEDs, sd_notify STATUS)."""
@@ -50,6 +56,10 @@ class Reporter(Protocol):
     def turn_finished(self, metrics: TurnMetrics) -> None: ...
 
     def event(self, name: str, payload: dict[str, Any]) -> None: ...
+
+    def call_staff(self, reason: str, source: str) -> None: ...
+
+    def transcript(self, who: str, text: str, turn_id: str) -> None: ...
 
 
 class Orchestrator:
@@ -67,7 +77,9 @@ class Orchestrator:
         self._clock: TurnClock | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: ReplyPipeline | None = None
-        self._paused_for_barge_in = False
+        self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
+        self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
+        self._recent: deque[tuple[float, bytes]] = deque()
         self.turns_completed = 0
         self.frames_processed = 0
 
@@ -79,17 +91,37 @@ class Orchestrator:
         if self.muted:
             return
         parts = self.parts
-        speaking = self.state is AgentState.SPEAKING
-        if speaking and parts.barge_in is not None:
-            for event in parts.barge_in.process(pcm, at_ms):
-                self.handle(event)
+        self._remember(pcm, at_ms)
         if self._ptt_active:
             parts.stt.feed(pcm)
+            if parts.talk_mode == "press":
+                # Press-to-start: the visitor's own pause ends the turn.
+                ended = any(isinstance(e, SpeechEnded) for e in parts.gate.process(pcm, at_ms))
+                if ended:
+                    self.stop_push_to_talk()
             return
-        for event in parts.gate.process(pcm, at_ms):
-            if speaking and self.state is AgentState.SPEAKING:
-                continue  # our own voice: the barge-in detector decides, not the gate
+        speaking = self.state is AgentState.SPEAKING
+        gate_events = parts.gate.process(pcm, at_ms)
+        if parts.barge_in is not None and (speaking or self._held_reply):
+            for event in parts.barge_in.process(pcm, at_ms, parts.gate.last_voiced):
+                self.handle(event)
+        if self._direct_feed:
+            parts.stt.feed(pcm)
+            for event in gate_events:
+                if isinstance(event, SpeechEnded):
+                    self._direct_feed = False
+                    self.handle(event)
+            return
+        if speaking:
+            return  # our own voice: the barge-in detector decides, not the gate
+        for event in gate_events:
             self.handle(event)
+
+    def _remember(self, pcm: bytes, at_ms: float) -> None:
+        recent = self._recent
+        recent.append((at_ms, pcm))
+        while recent and recent[0][0] < at_ms - RECENT_AUDIO_MS:
+            recent.popleft()
 
     # --- event dispatch ---------------------------------------------------------------
 
@@ -112,24 +144,37 @@ class Orchestrator:
         elif isinstance(event, SpeechEnded):
             self._on_speech_ended(event)
         elif isinstance(event, TranscriptPartial):
-            pass  # partials only matter to the STT link's own endpointing
+            if event.text.strip():
+                self._on_words()
         elif isinstance(event, TurnFinalized):
             self._on_turn_finalized(event)
         elif isinstance(event, BargeIn):
             self._on_barge_in(event)
+        elif isinstance(event, BargeInSuspected):
+            if self.state is AgentState.SPEAKING:
+                self.parts.speaker.pause()  # silence within a period; cancel only if confirmed
+        elif isinstance(event, BargeInDismissed):
+            if self.state is AgentState.SPEAKING and not self._held_reply:
+                self.parts.speaker.resume()
+        elif isinstance(event, FalseBargeIn):
+            self._resume_after_false_barge_in()
         elif isinstance(event, CancelReply):
             self.cancel_reply(event.reason)
         elif isinstance(event, FaultRaised):
             self._on_link_fault(event)
-        elif isinstance(event, ButtonPressed):
+        elif isinstance(event, (ButtonPressed, ButtonReleased)):
             self._on_button(event)
-        elif isinstance(event, ButtonReleased):
-            if event.button == "talk" and self._ptt_active and self.parts.talk_mode == "hold":
+        elif isinstance(event, StartListening):
+            if self._ptt_active and self.parts.talk_mode == "press":
                 self.stop_push_to_talk()
-        elif hasattr(self.parts.barge_in, "is_resume_event") and self.parts.barge_in.is_resume_event(
-            event
-        ):
-            self._resume_after_false_barge_in()
+            else:
+                self.start_push_to_talk(event.source)
+        elif isinstance(event, StopListening):
+            self.stop_push_to_talk()
+        elif isinstance(event, SetMuted):
+            self.set_muted(event.muted)
+        elif isinstance(event, StaffCalled):
+            self._reporter.call_staff(event.reason, event.source)
 
     # --- listening --------------------------------------------------------------------
 
@@ -148,9 +193,7 @@ class Orchestrator:
         clock = self._clock
         if clock is None:
             return
-        clock.speech_end_ms = getattr(event, "voice_end_ms", None) or (
-            (clock.speech_start_ms or event.at_ms) + event.duration_ms
-        )
+        clock.speech_end_ms = event.voice_end_ms or event.at_ms
         if event.too_short:
             log.debug("utterance too short (%.0f ms), ignored", event.duration_ms)
         clock.endpoint_ms = event.at_ms
@@ -177,11 +220,15 @@ class Orchestrator:
         clock = self._clock or TurnClock()
         self._clock = None
         clock.final_ms = event.at_ms
+        if clock.speech_end_ms is None and not self._ptt_active:
+            # The STT final beat our own endpoint: the gate still knows when the voice ended.
+            clock.speech_end_ms = self.parts.gate.voice_end_ms
         if not text:
             self._set_state(AgentState.IDLE)
             return
         self.cancel_reply("new turn")
         log_transcript(log, "visitor", text, clock.turn_id, enabled=self._log_transcripts)
+        self._reporter.transcript("visitor", text, clock.turn_id)
         log.info("turn started", extra=fields(turn_id=clock.turn_id, stage="stt"))
         self._start_reply(clock, text)
 
@@ -198,9 +245,9 @@ class Orchestrator:
                 result = await reply.run(messages)
                 await self._wait_played(reply)
                 parts.history.commit_turn(user_text, result.new_messages, reply.played_text())
-                log_transcript(
-                    log, "agent", reply.played_text(), clock.turn_id, enabled=self._log_transcripts
-                )
+                heard = reply.played_text()
+                log_transcript(log, "agent", heard, clock.turn_id, enabled=self._log_transcripts)
+                self._reporter.transcript("agent", heard, clock.turn_id)
             except asyncio.CancelledError:
                 parts.history.commit_turn(user_text, reply.result.new_messages, reply.played_text())
                 raise
@@ -246,7 +293,7 @@ class Orchestrator:
             llm=parts.llm,
             tts=parts.tts,
             fallback=parts.fallback,
-            speaker=_FirstAudioSpeaker(parts.speaker, clock, self._on_first_audio),
+            speaker=parts.speaker,
             splitter=parts.new_splitter(),
             sanitize=parts.sanitize,
             report_fault=self._fault,
@@ -258,8 +305,13 @@ class Orchestrator:
         self._reply_task = asyncio.get_running_loop().create_task(coro, name="reply")
         self._reply_task.add_done_callback(self._reply_done)
 
-    def _on_first_audio(self) -> None:
-        if self.state is not AgentState.SPEAKING:
+    def on_first_audio(self, at_ms: float) -> None:
+        """The device started sounding new audio (bridged from the playback thread)."""
+        reply = self._reply
+        if reply is None or not reply.bytes_written:
+            return
+        reply.clock.mark_first("first_audio_ms", at_ms)
+        if self.state is not AgentState.SPEAKING and not self._held_reply:
             self._set_state(AgentState.SPEAKING)
             if self.parts.barge_in is not None:
                 self.parts.barge_in.reset()
@@ -269,7 +321,9 @@ class Orchestrator:
         if reply.bytes_written:
             await self.parts.speaker.wait_idle()
 
-    def _finish_turn(self, clock: TurnClock, reply: ReplyPipeline, *, announce: bool = False) -> None:
+    def _finish_turn(
+        self, clock: TurnClock, reply: ReplyPipeline, *, announce: bool = False
+    ) -> None:
         if reply.result.used_fallback and clock.outcome == "ok":
             clock.outcome = "fallback"
         if not announce:
@@ -281,23 +335,27 @@ class Orchestrator:
         if self._reply_task is task:
             self._reply_task = None
             self._reply = None
-            self._paused_for_barge_in = False
+            self._held_reply = False
             if self.state in (AgentState.THINKING, AgentState.SPEAKING):
                 self._set_state(AgentState.IDLE)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("reply failed: %s", exc, exc_info=exc, extra=fields(error_kind="internal"))
 
-    def cancel_reply(self, reason: str) -> bool:
+    def cancel_reply(self, reason: str, *, keep_state: bool = False) -> bool:
         """Stop the reply in flight: LLM + TTS streams cancelled, speaker flushed."""
         task = self._reply_task
+        self._held_reply = False
         if task is None:
             return False
         log.info("reply cancelled: %s", reason, extra=fields(stage="cancel"))
         self.parts.speaker.cancel()
+        if self._reply is not None and self._reply.clock.outcome == "ok":
+            self._reply.clock.outcome = "cancelled"
         task.cancel()
         self._reply_task = None
-        if self.state in (AgentState.THINKING, AgentState.SPEAKING):
+        self._reply = None
+        if not keep_state and self.state in (AgentState.THINKING, AgentState.SPEAKING):
             self._set_state(AgentState.IDLE)
         return True
 
@@ -310,44 +368,58 @@ class Orchestrator:
     # --- barge-in ---------------------------------------------------------------------
 
     def _on_barge_in(self, event: BargeIn) -> None:
-        if self.state is not AgentState.SPEAKING or self._reply is None:
+        """Confirmed visitor speech over the reply: hold the reply, listen to the visitor.
+
+        The reply stays paused (not cancelled) until STT hears words, which cancels it,
+        or until the detector calls it a false barge-in, which resumes it: a cough must
+        not leave the visitor in silence.
+        """
+        if self._reply is None or self._held_reply:
             return
-        log.info(
-            "barge-in", extra=fields(stage="barge_in", latency_ms=round(event.at_ms - event.onset_ms))
-        )
-        self._reporter.event("barge_in", {"onset_to_detect_ms": round(event.at_ms - event.onset_ms)})
-        clock_owner = self._reply
-        self.cancel_reply("barge-in")
-        del clock_owner
+        detect_ms = round(event.at_ms - event.onset_ms)
+        log.info("barge-in", extra=fields(stage="barge_in", latency_ms=detect_ms))
+        self._reporter.event("barge_in", {"onset_to_detect_ms": detect_ms})
+        self.parts.speaker.pause()
+        self._held_reply = True
+        self._reply.clock.barge_ins += 1
         self._clock = TurnClock(speech_start_ms=event.onset_ms, barge_ins=1)
         self.parts.stt.begin_utterance()
-        preroll = self.parts.gate.preroll() if hasattr(self.parts.gate, "preroll") else b""
-        if preroll:
-            self.parts.stt.feed(preroll)
-        self.parts.gate.force_open() if hasattr(self.parts.gate, "force_open") else None
+        onset_from = event.onset_ms - 100  # a little before the detected onset
+        for at_ms, pcm in self._recent:
+            if at_ms >= onset_from:
+                self.parts.stt.feed(pcm)
+        self._direct_feed = True
         self._set_state(AgentState.LISTENING)
 
+    def _on_words(self) -> None:
+        """STT heard words: a held reply was a real interruption, drop it."""
+        if self.parts.barge_in is not None:
+            self.parts.barge_in.note_words()
+        if self._held_reply:
+            self._held_reply = False
+            self.cancel_reply("barge-in confirmed by words", keep_state=True)
+
     def _resume_after_false_barge_in(self) -> None:
-        """No words followed a barge-in: nothing to do here, the next turn starts cleanly."""
-        if self.state is AgentState.LISTENING and self._clock is not None:
-            self.parts.stt.end_utterance()
+        if not self._held_reply or self._reply_task is None:
+            return
+        log.info("false barge-in: resuming the reply", extra=fields(stage="barge_in"))
+        self._held_reply = False
+        self._direct_feed = False
+        self._clock = None
+        self.parts.stt.end_utterance()
+        self.parts.speaker.resume()
+        self._set_state(AgentState.SPEAKING)
 
     # --- buttons, faults, state -------------------------------------------------------
 
-    def _on_button(self, event: ButtonPressed) -> None:
-        self._reporter.event("button", {"button": event.button, "long_press": event.long_press})
-        if event.button == "talk" and event.long_press:
-            self._reporter.event("staff_call", {"reason": "button", "source": "button"})
-            self.handle(StaffCalled(reason="long press on talk", source="button"))
-        elif event.button == "talk":
-            if self._ptt_active and self.parts.talk_mode == "press":
-                self.stop_push_to_talk()
-            else:
-                self.start_push_to_talk("button")
-        elif event.button == "cancel":
-            self.cancel_reply("cancel button")
-        elif event.button == "mute":
-            self.set_muted(not self.muted)
+    def _on_button(self, event: ButtonPressed | ButtonReleased) -> None:
+        from agentd.gpio.buttons import commands_for
+
+        if isinstance(event, ButtonPressed):
+            payload = {"button": event.button, "long_press": event.long_press}
+            self._reporter.event("button", payload)
+        for command in commands_for(event, self.parts.buttons, muted=self.muted):
+            self.handle(command)
 
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
@@ -380,23 +452,3 @@ class Orchestrator:
     @property
     def reply_in_flight(self) -> bool:
         return self._reply_task is not None
-
-
-class _FirstAudioSpeaker:
-    """Speaker wrapper that stamps the turn's first written sample (voice-to-voice end)."""
-
-    def __init__(self, speaker: Any, clock: TurnClock, on_first: Callable[[], None]) -> None:
-        self._speaker = speaker
-        self._clock = clock
-        self._on_first = on_first
-
-    def write(self, pcm: bytes) -> None:
-        first = self._clock.first_audio_ms is None
-        self._speaker.write(pcm, on_started=self._stamp if first else None)
-
-    def _stamp(self, at_ms: float) -> None:
-        self._clock.mark_first("first_audio_ms", at_ms)
-        self._on_first()
-
-    def played_bytes(self) -> int:
-        return int(self._speaker.played_bytes())

@@ -85,7 +85,7 @@ class ReplyPipeline:
         self._splitter = splitter
         self._sanitize = sanitize
         self._report_fault = report_fault
-        self._clock = clock
+        self.clock = clock
         self._clauses: list[SpokenClause] = []
         self._written = 0
         self._start_played = speaker.played_bytes()
@@ -124,25 +124,27 @@ class ReplyPipeline:
 
     # --- LLM side -------------------------------------------------------------------
 
-    async def _pump_llm(self, messages: list[dict[str, Any]], queue: asyncio.Queue[str | None]) -> None:
+    async def _pump_llm(
+        self, messages: list[dict[str, Any]], queue: asyncio.Queue[str | None]
+    ) -> None:
         from agentd.llm.events import LlmDone, TextDelta, ToolCallStarted
 
-        self._clock.llm_request_ms = now_ms()
+        self.clock.llm_request_ms = now_ms()
         parts: list[str] = []
         try:
             async for event in self._llm.stream_reply(messages):
                 if isinstance(event, TextDelta):
                     if not event.text:
                         continue
-                    self._clock.mark_first("llm_first_token_ms", now_ms())
+                    self.clock.mark_first("llm_first_token_ms", now_ms())
                     parts.append(event.text)
                     for clause in self._splitter.feed(event.text):
                         queue.put_nowait(clause)
                 elif isinstance(event, ToolCallStarted):
-                    self._clock.tool_calls += 1
+                    self.clock.tool_calls += 1
                 elif isinstance(event, LlmDone):
-                    self._clock.prompt_tokens += event.prompt_tokens
-                    self._clock.completion_tokens += event.completion_tokens
+                    self.clock.prompt_tokens += event.prompt_tokens
+                    self.clock.completion_tokens += event.completion_tokens
                     self.result.new_messages = list(event.new_messages)
             for clause in self._splitter.flush():
                 queue.put_nowait(clause)
@@ -152,9 +154,9 @@ class ReplyPipeline:
 
     async def _on_llm_error(self, exc: LlmError) -> None:
         self.result.error = exc
-        self._clock.outcome = "fallback"
+        self.clock.outcome = "fallback"
         self._report_fault(
-            FaultRaised(exc.error_kind, str(exc), link="llm", turn_id=self._clock.turn_id)
+            FaultRaised(exc.error_kind, str(exc), link="llm", turn_id=self.clock.turn_id)
         )
         await self.speak_line("sorry_line")
 
@@ -176,11 +178,11 @@ class ReplyPipeline:
                 await self._stream_tts(text, previous_text)
             except TtsError as exc:
                 self._tts_failed = True
-                self._clock.outcome = "fallback"
+                self.clock.outcome = "fallback"
                 self.result.error = exc
                 self.result.used_fallback = True
                 self._report_fault(
-                    FaultRaised(exc.error_kind, str(exc), link="tts", turn_id=self._clock.turn_id)
+                    FaultRaised(exc.error_kind, str(exc), link="tts", turn_id=self.clock.turn_id)
                 )
                 # The clause may be half spoken by the cloud voice; say it whole locally.
         if self._tts_failed:
@@ -188,11 +190,11 @@ class ReplyPipeline:
         self._clauses.append(SpokenClause(text, start, self._written))
 
     async def _stream_tts(self, text: str, previous_text: str) -> None:
-        self._clock.mark_first("tts_request_ms", now_ms())
-        self._clock.tts_characters += len(text)
+        self.clock.mark_first("tts_request_ms", now_ms())
+        self.clock.tts_characters += len(text)
         async for chunk in self._tts.stream(text, previous_text=previous_text):
             if chunk:
-                self._clock.mark_first("tts_first_byte_ms", now_ms())
+                self.clock.mark_first("tts_first_byte_ms", now_ms())
                 self._write(chunk)
 
     def _write(self, pcm: bytes) -> None:
@@ -200,7 +202,7 @@ class ReplyPipeline:
             return
         self._speaker.write(pcm)
         self._written += len(pcm)
-        self._clock.audio_out_bytes += len(pcm)
+        self.clock.audio_out_bytes += len(pcm)
 
     def _split_all(self, text: str) -> list[str]:
         clauses = [*self._splitter.feed(text), *self._splitter.flush()]

@@ -55,7 +55,9 @@ class TurnClock:
             llm_prompt_tokens=self.prompt_tokens,
             llm_completion_tokens=self.completion_tokens,
             tts_characters=self.tts_characters,
-            audio_out_s=round(self.audio_out_bytes / out_bytes_per_s, 3) if out_bytes_per_s else 0.0,
+            audio_out_s=round(self.audio_out_bytes / out_bytes_per_s, 3)
+            if out_bytes_per_s
+            else 0.0,
             audio_in_s=round(self.audio_in_bytes / in_bytes_per_s, 3) if in_bytes_per_s else 0.0,
             tool_calls=self.tool_calls,
             outcome=self.outcome,

@@ -46,7 +46,9 @@ BAD_CONFIGS = [
 
 
 @pytest.mark.parametrize(("text", "key", "rule"), BAD_CONFIGS)
-def test_bad_config_is_exit_78_naming_the_key(tmp_path: Path, text: str, key: str, rule: str) -> None:
+def test_bad_config_is_exit_78_naming_the_key(
+    tmp_path: Path, text: str, key: str, rule: str
+) -> None:
     path = tmp_path / "agentd.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -82,7 +84,11 @@ def test_check_config_shows_secrets_only_as_set_or_unset(tmp_path: Path) -> None
     creds.mkdir()
     canary = "sk-canary-3f9a1c7e55d04b2b"
     (creds / "openai_api_key").write_text(canary + "\n")
-    env = {"PATH": "/usr/bin:/bin", "CREDENTIALS_DIRECTORY": str(creds), "ELEVENLABS_API_KEY": "xi-canary-77"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CREDENTIALS_DIRECTORY": str(creds),
+        "ELEVENLABS_API_KEY": "xi-canary-77",
+    }
     result = agentd("check-config", str(EXAMPLE), env=env)
     assert result.returncode == 0, result.stderr
     assert canary not in result.stdout + result.stderr
@@ -94,7 +100,9 @@ def test_check_config_shows_secrets_only_as_set_or_unset(tmp_path: Path) -> None
 
 def test_includes_layer_profiles_under_the_main_file(tmp_path: Path) -> None:
     (tmp_path / "profile.toml").write_text("[audio.capture]\nchannels = 2\nchannel = 0\n")
-    (tmp_path / "main.toml").write_text('include = ["profile.toml"]\n[audio.capture]\nchannel = 1\n')
+    (tmp_path / "main.toml").write_text(
+        'include = ["profile.toml"]\n[audio.capture]\nchannel = 1\n'
+    )
     config = load_config(tmp_path / "main.toml")
     assert config.audio.capture.channels == 2
     assert config.audio.capture.channel == 1

@@ -30,6 +30,13 @@ REPLY_TIMEOUT_MS = 8000  # no reply started by then: go on with the next turn
 ONSET_DB = -45.0  # first 10 ms block above this is the true speech onset
 
 
+def spoken(text: str) -> str:
+    """The visitor line as said in one breath: espeak-ng pauses 300-700 ms at commas and
+    full stops, which a real visitor asking one question does not, and which would split
+    one scenario turn into two utterances."""
+    return " ".join("".join(c if c.isalnum() or c in "'" else " " for c in text).split())
+
+
 @dataclass(frozen=True, slots=True)
 class SpeechSpan:
     text: str
@@ -77,7 +84,7 @@ class SimMic:
             if scenario.noise_db > -200
             else bytes(self.format.bytes_for_ms(NOISE_LOOP_MS))
         )
-        self._speech = speech or [render_speech(t.visitor, rate) for t in scenario.turns]
+        self._speech = speech or [render_speech(spoken(t.visitor), rate) for t in scenario.turns]
         self._faults: deque[tuple[str, float]] = deque()
         self._fault_started = False
         self.t0_ms = 0.0

@@ -135,7 +135,17 @@ class VadGate:
         self._window.clear()
         self._hangover_left = -1
         self._unvoiced_run = 0
-        return SpeechEnded(at_ms, duration, too_short=duration < self.config.min_speech_ms)
+        return SpeechEnded(
+            at_ms,
+            duration,
+            too_short=duration < self.config.min_speech_ms,
+            voice_end_ms=self._last_voiced_ms,
+        )
+
+    @property
+    def voice_end_ms(self) -> float:
+        """End of the last voiced frame of the current/last utterance."""
+        return self._last_voiced_ms
 
     @property
     def onset_ms(self) -> float:

@@ -44,7 +44,11 @@ description = "Ask a member of staff to come to the front desk."
 # description = "Book a meeting room for the visitor."
 # url = "http://127.0.0.1:8080/rooms/book"
 # timeout_s = 5.0
-# parameters = { type = "object", properties = { room = { type = "string" }, minutes = { type = "integer", minimum = 15, maximum = 240 } }, required = ["room"] }
+# [llm.tools.parameters]     # JSON schema of the arguments, checked before the call
+# type = "object"
+# required = ["room"]
+# properties.room = { type = "string" }
+# properties.minutes = { type = "integer", minimum = 15, maximum = 240 }
 """
 
 

@@ -34,9 +34,15 @@ class VadConfig:
     aggressiveness: int = setting(2, min=0, max=3, doc="webrtcvad mode, 3 = most aggressive.")
     start_voiced_frames: int = setting(6, min=1, max=50, doc="N voiced of the last M opens.")
     start_window_frames: int = setting(10, min=1, max=50)
-    stop_unvoiced_frames: int = setting(30, min=1, max=200, doc="Unvoiced run that closes.")
+    stop_unvoiced_frames: int = setting(
+        15,
+        min=1,
+        max=200,
+        doc="Unvoiced run that closes the gate. Closing sends STT ForceEndpoint, so "
+        "frames x period + hangover is the local endpointing delay (300 ms by default).",
+    )
     preroll_ms: int = setting(400, min=300, max=2000, doc="Replayed when the gate opens.")
-    hangover_ms: int = setting(300, min=0, max=3000)
+    hangover_ms: int = setting(0, min=0, max=3000, doc="Extra open time after the stop run.")
     min_speech_ms: int = setting(250, min=0, max=5000)
     max_utterance_s: float = setting(30.0, min=1.0, max=300.0)
 
@@ -66,6 +72,10 @@ class SimAudioConfig:
     scenario: str = setting("", doc="Scenario TOML for the simulated mic.")
     speaker_wav: str = setting("", doc="Write what the simulated speaker played here.")
     realtime: bool = setting(True, doc="Pace the simulated mic in real time.")
+    echo_db: float = setting(
+        -200.0, min=-200.0, max=0.0, doc="Speaker-to-mic echo coupling; -200 = none."
+    )
+    echo_delay_ms: float = setting(40.0, min=0.0, max=500.0)
 
 
 @dataclass(frozen=True, slots=True)

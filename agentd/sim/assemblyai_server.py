@@ -71,6 +71,7 @@ class Endpointer:
         self.speaking = False
         self.speech_start_ms = 0.0
         self.audio_ms = 0.0
+        self.last_voiced_at = 0.0  # time.monotonic() when the last voiced frame arrived
         self._frame_bytes = rate_hz * _FRAME_MS // 1000 * 2
         self._pending = bytearray()
         self._voiced_run_ms = 0.0
@@ -102,6 +103,8 @@ class Endpointer:
             self._silence_ms = self._since_partial_ms = 0.0
             return [("speech_started", int(self.speech_start_ms))]
         self._silence_ms = 0.0 if voiced else self._silence_ms + _FRAME_MS
+        if voiced:
+            self.last_voiced_at = time.monotonic()
         limit = self.min_silence_ms if self.confident else self.max_silence_ms
         if self._silence_ms >= limit:
             self.reset()
@@ -180,6 +183,11 @@ class AssemblyAiEmulator:
         self.transcripts: list[str] = texts
         self.api_key = api_key
         self.final_delay_ms = final_delay_ms
+        # False: the final follows the endpoint decision by final_delay_ms (ForceEndpoint or
+        # the silence timer). True: it follows the END OF SPEECH by final_delay_ms, or comes
+        # at once if the endpoint was decided later: the way providers quote STT latency,
+        # so a client that endpoints late shows it as its own overhead in the benchmark.
+        self.final_from_speech_end = False
         self.partial_interval_ms = partial_interval_ms
         self.eot_confidence = eot_confidence
         self.sessions: list[SessionRecord] = []
@@ -417,11 +425,14 @@ class AssemblyAiEmulator:
         live.turn_order += 1
         unformatted = self._turn(order, live.ep, end=True, text=text)
         formatted = {**unformatted, "turn_is_formatted": True, "transcript": text}
+        delay_s = self.final_delay_ms / 1000
+        if self.final_from_speech_end and live.ep.last_voiced_at:
+            delay_s = max(0.0, live.ep.last_voiced_at + delay_s - time.monotonic())
         live.ep.reset()
         self._record(live.session, "endpoint", reason=why, turn_order=order, text=text)
 
         async def send_final() -> None:
-            await asyncio.sleep(self.final_delay_ms / 1000)
+            await asyncio.sleep(delay_s)
             if self.stalled:
                 return
             await live.ws.send(json.dumps(unformatted))

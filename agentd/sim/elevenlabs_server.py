@@ -104,7 +104,9 @@ class ElevenLabsEmulator:
         chunk_delay_ms: float = 0.0,
         pace: float = 0.0,
         espeak_voice: str = "en-us",
+        port: int = 0,
     ) -> None:
+        self.port = port
         self.api_key = api_key
         self.ttfb_ms = ttfb_ms  # before the response headers and first chunk
         self.chunk_ms = chunk_ms  # audio per chunk
@@ -137,7 +139,7 @@ class ElevenLabsEmulator:
             access_log=None,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         # aiohttp exposes the bound port only via the underlying asyncio server
         sockets = getattr(site._server, "sockets", None) or []

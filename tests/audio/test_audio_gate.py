@@ -13,7 +13,7 @@ from agentd.config.sections_audio import VadConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 from agentd.sim.scenario import load_scenario, scenario_from_dict
 
-FRONT_DESK = Path(__file__).parents[2] / "config" / "scenarios" / "front-desk.toml"
+FRONT_DESK = Path(__file__).parents[2] / "agentd" / "sim" / "scenarios" / "front-desk.toml"
 FMT = AudioFormat(16000)
 
 

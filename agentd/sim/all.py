@@ -1,0 +1,155 @@
+"""All three cloud emulators on one private event loop in a background thread.
+
+Used by the demo, the benchmarks, the end-to-end tests and `agentd emulators` (for
+developing offline). The emulators run on their own loop so their work never shows
+up as daemon overhead in the latency figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agentd.sim.scenario import Scenario, load_scenario
+
+T = TypeVar("T")
+log = logging.getLogger("agentd.sim")
+DEFAULT_SCENARIO = Path(__file__).with_name("scenarios") / "front-desk.toml"
+EMULATOR_KEY = "emulator-key"  # the key every emulator accepts (not a secret)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProfile:
+    """Emulated cloud timings (ms); the latency benchmark's fixed profile by default."""
+
+    stt_final_ms: float = 300.0
+    llm_ttft_ms: float = 350.0
+    llm_chunk_ms: float = 20.0
+    tts_ttfb_ms: float = 150.0
+    tts_chunk_ms: int = 100
+    tts_pace: float = 0.0  # 0 = send audio as fast as synthesised
+
+
+class EmulatorStack:
+    """Start with `start()`, stop with `stop()`; URLs are valid in between."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        profile: ServiceProfile | None = None,
+        *,
+        ports: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
+        from agentd.sim.assemblyai_server import AssemblyAiEmulator
+        from agentd.sim.elevenlabs_server import ElevenLabsEmulator
+        from agentd.sim.openai_server import OpenAiEmulator
+
+        profile = profile or ServiceProfile()
+        self.scenario = scenario
+        self.profile = profile
+        self.stt = AssemblyAiEmulator(
+            scenario=scenario,
+            api_key=EMULATOR_KEY,
+            final_delay_ms=int(profile.stt_final_ms),
+            port=ports[0],
+        )
+        self.stt.final_from_speech_end = True
+        self.llm = OpenAiEmulator(
+            scenario,
+            api_key=EMULATOR_KEY,
+            ttft_ms=profile.llm_ttft_ms,
+            chunk_ms=profile.llm_chunk_ms,
+            port=ports[1],
+        )
+        self.tts = ElevenLabsEmulator(
+            EMULATOR_KEY,
+            ttfb_ms=profile.tts_ttfb_ms,
+            chunk_ms=profile.tts_chunk_ms,
+            pace=profile.tts_pace,
+            port=ports[2],
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stt_url(self) -> str:
+        return str(self.stt.url)
+
+    @property
+    def llm_url(self) -> str:
+        return str(self.llm.base_url)
+
+    @property
+    def tts_url(self) -> str:
+        return str(self.tts.base_url)
+
+    def start(self) -> EmulatorStack:
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="emulators", daemon=True
+        )
+        self._thread.start()
+        ready.wait(30)
+        self.call(self._start_all())
+        return self
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(ready.set)
+        self._loop.run_forever()
+
+    async def _start_all(self) -> None:
+        await self.stt.start()
+        await self.llm.start()
+        await self.tts.start()
+
+    async def _stop_all(self) -> None:
+        for emulator in (self.stt, self.llm, self.tts):
+            try:
+                await asyncio.wait_for(emulator.stop(), 3.0)
+            except Exception as exc:  # shutting down: note it, go on with the others
+                log.debug("emulator stop failed: %s", exc)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
+        """Run a coroutine on the emulators' loop (e.g. to change faults) and wait."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self.call(self._stop_all())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+        self._thread = None
+        self._loop.close()
+
+    def __enter__(self) -> EmulatorStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(scenario_path: str = "", host: str = "127.0.0.1") -> int:
+    """`agentd emulators`: serve on fixed ports until Ctrl-C, for offline development."""
+    if host != "127.0.0.1":
+        print("agentd emulators: only 127.0.0.1 is supported")
+        return 2
+    scenario = load_scenario(scenario_path or DEFAULT_SCENARIO)
+    stack = EmulatorStack(scenario, ports=(8701, 8702, 8703)).start()
+    print(f"AssemblyAI v3:   stt.api_host = {stack.stt_url!r}")
+    print(f"OpenAI chat:     llm.base_url = {stack.llm_url!r}")
+    print(f"ElevenLabs TTS:  tts.base_url = {stack.tts_url!r}")
+    print(f"API key for all three: {EMULATOR_KEY!r}  (Ctrl-C stops)")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    stack.stop()
+    return 0
