@@ -129,10 +129,14 @@ class SimMic:
         """Deliver frames until the scenario ends (+ tail), `max_ms`, or close()."""
         t0 = self.t0_ms = now_ms()
         wall0 = time.monotonic()
+        scheduled = deque(self.scenario.faults)
         for index, clean in enumerate(self.frames()):
             at = t0 + index * self.period_ms
             if self._stop.is_set() or (max_ms is not None and at - t0 >= max_ms):
                 break
+            while scheduled and scheduled[0].at_ms <= at - t0:
+                fault = scheduled.popleft()
+                self._faults.append((fault.kind, float(fault.duration_ms)))
             if self.realtime:
                 delay = wall0 + (index + 1) * self.period_ms / 1000 - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):

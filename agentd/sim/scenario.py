@@ -11,6 +11,10 @@ A scenario is TOML::
     tool = "opening_hours"      # optional: the LLM emulator first calls this tool
     tool_arguments = { day = "tomorrow" }
     barge_in_after_ms = 0       # >0: visitor speaks again this long after the reply starts
+    [[fault]]                   # optional device faults for the simulated mic
+    at_ms = 5000
+    kind = "stall"              # stall | xrun | lost
+    duration_ms = 3000
 
 The simulated mic speaks `visitor` (espeak-ng) after `pause_before_ms` of noise; the
 AssemblyAI emulator returns the k-th `visitor` text for the k-th utterance it endpoints;
@@ -40,11 +44,24 @@ class ScenarioTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ScenarioFault:
+    """A device fault the simulated mic plays at `at_ms` after it starts."""
+
+    at_ms: int
+    kind: str  # "stall" (no frames: the watchdog must notice), "xrun", "lost"
+    duration_ms: int = 1000
+
+
+FAULT_KINDS = ("stall", "xrun", "lost")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     turns: tuple[ScenarioTurn, ...]
     noise_db: float = -60.0
     tail_ms: int = 4000  # silence after the last turn so the last reply can play
+    faults: tuple[ScenarioFault, ...] = ()
 
     def reply_for(self, user_text: str) -> ScenarioTurn | None:
         """The turn whose visitor text matches (case/punctuation-insensitive)."""
@@ -78,9 +95,21 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario
         if unknown or "visitor" not in raw:
             raise ConfigError(f"turn[{i}]", "bad scenario turn", sorted(unknown) or raw)
         turns.append(ScenarioTurn(**raw))
+    faults = []
+    for i, raw in enumerate(data.get("fault", [])):
+        try:
+            fault = ScenarioFault(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"fault[{i}]", f"bad scenario fault: {exc}", raw) from None
+        if fault.kind not in FAULT_KINDS:
+            raise ConfigError(
+                f"fault[{i}].kind", "unknown fault", fault.kind, ", ".join(FAULT_KINDS)
+            )
+        faults.append(fault)
     return Scenario(
         name=str(data.get("name", Path(source).stem)),
         turns=tuple(turns),
         noise_db=float(data.get("noise_db", -60.0)),
         tail_ms=int(data.get("tail_ms", 4000)),
+        faults=tuple(sorted(faults, key=lambda f: f.at_ms)),
     )
