@@ -45,6 +45,7 @@ class EmulatorStack:
         profile: ServiceProfile | None = None,
         *,
         ports: tuple[int, int, int] = (0, 0, 0),
+        api_key: str = EMULATOR_KEY,
     ) -> None:
         from agentd.sim.assemblyai_server import AssemblyAiEmulator
         from agentd.sim.elevenlabs_server import ElevenLabsEmulator
@@ -55,20 +56,20 @@ class EmulatorStack:
         self.profile = profile
         self.stt = AssemblyAiEmulator(
             scenario=scenario,
-            api_key=EMULATOR_KEY,
+            api_key=api_key,
             final_delay_ms=int(profile.stt_final_ms),
             port=ports[0],
         )
         self.stt.final_from_speech_end = True
         self.llm = OpenAiEmulator(
             scenario,
-            api_key=EMULATOR_KEY,
+            api_key=api_key,
             ttft_ms=profile.llm_ttft_ms,
             chunk_ms=profile.llm_chunk_ms,
             port=ports[1],
         )
         self.tts = ElevenLabsEmulator(
-            EMULATOR_KEY,
+            api_key,
             ttfb_ms=profile.tts_ttfb_ms,
             chunk_ms=profile.tts_chunk_ms,
             pace=profile.tts_pace,

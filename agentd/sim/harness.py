@@ -1,0 +1,216 @@
+"""SimulatedKiosk: the real daemon, simulated mic/speaker, and the three emulators.
+
+One process, the daemon on the caller's asyncio loop exactly as `agentd run` builds it
+(Daemon -> Runtime -> Orchestrator, real SDKs over real sockets), the emulators on
+their own loop in a thread. Used by `agentd demo`, the benchmarks, the soak and the
+end-to-end tests, so they all exercise the same code path as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentd.events import TurnMetrics
+from agentd.sim.all import EMULATOR_KEY, EmulatorStack, ServiceProfile
+from agentd.sim.scenario import Scenario, load_scenario
+
+SECRET_ENV = ("ASSEMBLYAI_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY")
+
+
+def kiosk_config_toml(
+    stack: EmulatorStack,
+    scenario_path: str,
+    out_dir: Path,
+    *,
+    realtime: bool = True,
+    extra: str = "",
+) -> str:
+    """The config the simulated kiosk runs with; `extra` TOML is appended (tables only)."""
+    return f"""
+[logging]
+backend = "stderr"
+level = "warning"
+
+[systemd]
+state_dir = {json.dumps(str(out_dir / "state"))}
+
+[audio.capture]
+backend = "sim"
+period_ms = 20
+
+[audio.playback]
+backend = "sim"
+
+[audio.sim]
+scenario = {json.dumps(scenario_path)}
+speaker_wav = {json.dumps(str(out_dir / "conversation.wav"))}
+realtime = {"true" if realtime else "false"}
+
+[audio.vad]
+stop_unvoiced_frames = 12
+hangover_ms = 0
+
+[stt]
+api_host = {json.dumps(stack.stt_url)}
+
+[llm]
+base_url = {json.dumps(stack.llm_url)}
+model = "emulated-gpt"
+
+[[llm.tools]]
+name = "opening_hours"
+kind = "opening_hours"
+description = "Opening hours for today, tomorrow or a weekday."
+
+[[llm.tools]]
+name = "call_staff"
+kind = "call_staff"
+description = "Ask a member of staff to come to the front desk."
+
+[tts]
+base_url = {json.dumps(stack.tts_url)}
+{extra}
+"""
+
+
+@dataclass
+class Observed:
+    """What the runtime reported: dialogue, metrics, faults, events, states."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    turns: list[TurnMetrics] = field(default_factory=list)
+    faults: list[Any] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+
+    def __call__(self, kind: str, payload: Any) -> None:
+        if kind == "transcript":
+            self.lines.append(payload)
+        elif kind == "turn":
+            self.turns.append(payload)
+        elif kind == "fault":
+            self.faults.append(payload)
+        elif kind == "state":
+            self.states.append(str(payload.value))
+        elif kind.startswith("event/"):
+            self.events.append((kind[len("event/") :], payload))
+
+
+class SimulatedKiosk:
+    """Build with a scenario, `async with kiosk.running(): ...` or `await kiosk.run_scenario()`."""
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path,
+        out_dir: str | Path,
+        *,
+        profile: ServiceProfile | None = None,
+        extra_toml: str = "",
+        realtime: bool = True,
+        api_key: str = EMULATOR_KEY,
+    ) -> None:
+        if isinstance(scenario, Scenario):
+            raise TypeError("pass the scenario file path: the daemon loads it from its config")
+        self.scenario_path = str(Path(scenario).resolve())
+        self.scenario = load_scenario(self.scenario_path)
+        self.out = Path(out_dir).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.profile = profile or ServiceProfile()
+        self.extra_toml = extra_toml
+        self.realtime = realtime
+        self.api_key = api_key
+        self.stack: EmulatorStack | None = None
+        self.daemon: Any = None
+        self.observed = Observed()
+        self._task: asyncio.Task[int] | None = None
+
+    def start_emulators(self) -> EmulatorStack:
+        self.stack = EmulatorStack(self.scenario, self.profile, api_key=self.api_key).start()
+        return self.stack
+
+    def write_config(self) -> Path:
+        stack = self.stack or self.start_emulators()
+        path = self.out / "kiosk.toml"
+        path.write_text(
+            kiosk_config_toml(
+                stack,
+                self.scenario_path,
+                self.out,
+                realtime=self.realtime,
+                extra=self.extra_toml,
+            )
+        )
+        return path
+
+    async def start(self, *, set_env_keys: bool = True) -> Any:
+        """Start emulators (if needed) and the daemon; returns the Runtime once it runs."""
+        from agentd.config import load_config
+        from agentd.daemon import Daemon
+        from agentd.secrets import Secrets
+
+        config_path = self.write_config()
+        if set_env_keys:
+            for name in SECRET_ENV:
+                os.environ[name] = self.api_key
+        config = load_config(config_path)
+        self.daemon = Daemon(str(config_path), config, Secrets.load())
+        self._task = asyncio.create_task(self.daemon.run(), name="daemon")
+        while self.daemon.runtime is None or self.daemon.runtime.orchestrator is None:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the daemon stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.daemon.runtime.observers.append(self.observed)
+        return self.daemon.runtime
+
+    @property
+    def runtime(self) -> Any:
+        return self.daemon.runtime
+
+    async def wait_scenario_done(self, timeout_s: float | None = None) -> None:
+        """Until the simulated mic has played the whole scenario (or the daemon ended)."""
+        if self._task is None:
+            raise RuntimeError("start() first")
+        mic = self.runtime.audio.capture
+        finished = asyncio.ensure_future(asyncio.to_thread(mic.finished.wait, timeout_s))
+        await asyncio.wait({self._task, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if not finished.done():
+            mic.finished.set()  # release the waiting thread
+            await finished
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+        """Poll `predicate` each 20 ms (state lives on this loop, so this is cheap)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate():
+            if loop.time() > deadline:
+                raise TimeoutError(f"condition not met within {timeout_s} s")
+            if self._task is not None and self._task.done():
+                raise RuntimeError("the daemon stopped")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> int:
+        code = 0
+        if self._task is not None:
+            self.daemon.request_stop()
+            code = int(await self._task)
+            self._task = None
+        if self.stack is not None:
+            await asyncio.to_thread(self.stack.stop)
+            self.stack = None
+        return code
+
+    async def run_scenario(self, timeout_s: float | None = None) -> int:
+        await self.start()
+        try:
+            await self.wait_scenario_done(timeout_s)
+            await asyncio.sleep(0.3)
+        finally:
+            code = await self.stop()
+        return code
