@@ -80,6 +80,8 @@ class Orchestrator:
         self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
         self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self._recent: deque[tuple[float, bytes]] = deque()
+        self._reply_user_text = ""  # what the reply in flight answers
+        self._carry_text = ""  # a turn cut short because the visitor went on talking
         self.turns_completed = 0
         self.frames_processed = 0
 
@@ -179,8 +181,12 @@ class Orchestrator:
     # --- listening --------------------------------------------------------------------
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
-        if self.state is AgentState.THINKING:
-            # The visitor goes on talking: drop the half-made reply, take the longer turn.
+        if self.state is AgentState.THINKING and self._reply_task is not None:
+            # The visitor goes on talking: drop the half-made reply and answer the whole
+            # thing once they finish (the first part is carried into the next turn).
+            self._carry_text = self._reply_user_text
+            if self._reply is not None:
+                self._reply.discard = True  # its user text lives on in the carried turn
             self.cancel_reply("visitor continued")
         self._clock = TurnClock(speech_start_ms=event.at_ms)
         self.parts.stt.begin_utterance()
@@ -217,6 +223,10 @@ class Orchestrator:
 
     def _on_turn_finalized(self, event: TurnFinalized) -> None:
         text = event.text.strip()
+        if text and self._carry_text:
+            text = f"{self._carry_text} {text}"
+        if text:
+            self._carry_text = ""
         clock = self._clock or TurnClock()
         self._clock = None
         clock.final_ms = event.at_ms
@@ -236,6 +246,7 @@ class Orchestrator:
 
     def _start_reply(self, clock: TurnClock, user_text: str) -> None:
         parts = self.parts
+        self._reply_user_text = user_text
         messages = parts.history.messages_for_request(user_text)
         reply = self._new_pipeline(clock)
         self._set_state(AgentState.THINKING)
@@ -249,7 +260,10 @@ class Orchestrator:
                 log_transcript(log, "agent", heard, clock.turn_id, enabled=self._log_transcripts)
                 self._reporter.transcript("agent", heard, clock.turn_id)
             except asyncio.CancelledError:
-                parts.history.commit_turn(user_text, reply.result.new_messages, reply.played_text())
+                if not reply.discard:
+                    parts.history.commit_turn(
+                        user_text, reply.result.new_messages, reply.played_text(), interrupted=True
+                    )
                 raise
             finally:
                 self._finish_turn(clock, reply)

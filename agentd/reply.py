@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,13 +25,13 @@ log = logging.getLogger("agentd.reply")
 
 
 class LlmPort(Protocol):
-    def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncIterator[Any]: ...
+    def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncGenerator[Any, None]: ...
 
 
 class TtsPort(Protocol):
     def stream(
         self, text: str, *, previous_text: str = "", next_text: str = ""
-    ) -> AsyncIterator[bytes]: ...
+    ) -> AsyncGenerator[bytes, None]: ...
 
 
 class FallbackPort(Protocol):
@@ -90,6 +90,7 @@ class ReplyPipeline:
         self._written = 0
         self._start_played = speaker.played_bytes()
         self._tts_failed = False
+        self.discard = False  # set when the turn is merged into the next one: keep no history
         self.result = ReplyResult()
 
     # --- the pipeline ---------------------------------------------------------------
@@ -101,6 +102,11 @@ class ReplyPipeline:
         try:
             await self._speak_clauses(queue)
             await llm_task
+            if not self._written:
+                # The model said nothing speakable (empty reply, or only a tool call):
+                # never leave the visitor in silence.
+                self.clock.outcome = "empty"
+                await self.speak_line("sorry_line")
         except LlmError as exc:
             await self._on_llm_error(exc)
         finally:
@@ -132,20 +138,22 @@ class ReplyPipeline:
         self.clock.llm_request_ms = now_ms()
         parts: list[str] = []
         try:
-            async for event in self._llm.stream_reply(messages):
-                if isinstance(event, TextDelta):
-                    if not event.text:
-                        continue
-                    self.clock.mark_first("llm_first_token_ms", now_ms())
-                    parts.append(event.text)
-                    for clause in self._splitter.feed(event.text):
-                        queue.put_nowait(clause)
-                elif isinstance(event, ToolCallStarted):
-                    self.clock.tool_calls += 1
-                elif isinstance(event, LlmDone):
-                    self.clock.prompt_tokens += event.prompt_tokens
-                    self.clock.completion_tokens += event.completion_tokens
-                    self.result.new_messages = list(event.new_messages)
+            # aclosing: a cancelled reply closes the HTTP stream now, not at GC time.
+            async with contextlib.aclosing(self._llm.stream_reply(messages)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        if not event.text:
+                            continue
+                        self.clock.mark_first("llm_first_token_ms", now_ms())
+                        parts.append(event.text)
+                        for clause in self._splitter.feed(event.text):
+                            queue.put_nowait(clause)
+                    elif isinstance(event, ToolCallStarted):
+                        self.clock.tool_calls += 1
+                    elif isinstance(event, LlmDone):
+                        self.clock.prompt_tokens += event.prompt_tokens
+                        self.clock.completion_tokens += event.completion_tokens
+                        self.result.new_messages = list(event.new_messages)
             for clause in self._splitter.flush():
                 queue.put_nowait(clause)
         finally:
@@ -192,10 +200,12 @@ class ReplyPipeline:
     async def _stream_tts(self, text: str, previous_text: str) -> None:
         self.clock.mark_first("tts_request_ms", now_ms())
         self.clock.tts_characters += len(text)
-        async for chunk in self._tts.stream(text, previous_text=previous_text):
-            if chunk:
-                self.clock.mark_first("tts_first_byte_ms", now_ms())
-                self._write(chunk)
+        stream = self._tts.stream(text, previous_text=previous_text)
+        async with contextlib.aclosing(stream) as chunks:
+            async for chunk in chunks:
+                if chunk:
+                    self.clock.mark_first("tts_first_byte_ms", now_ms())
+                    self._write(chunk)
 
     def _write(self, pcm: bytes) -> None:
         if not pcm:
