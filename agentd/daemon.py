@@ -95,7 +95,11 @@ class Daemon:
         self._stop.set()
 
     def request_reload(self) -> None:
-        asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        asyncio.get_running_loop().create_task(self._reload_from_signal(), name="reload")
+
+    async def _reload_from_signal(self) -> None:
+        with contextlib.suppress(AgentdError):  # reload() logged and reported it already
+            await self.reload()
 
     async def reload(self) -> str:
         """Re-read the config file; a bad file is reported and the running config kept."""
