@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from agentd.audio.barge_in import BargeInDismissed, BargeInSuspected, FalseBargeIn
@@ -80,6 +81,8 @@ class Orchestrator:
         self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
         self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self._recent: deque[tuple[float, bytes]] = deque()
+        # Which reply strategy to build; only `agentd bench latency` swaps it (seed design).
+        self.pipeline_factory: Callable[..., ReplyPipeline] = ReplyPipeline
         self._reply_user_text = ""  # what the reply in flight answers
         self._carry_text = ""  # a turn cut short because the visitor went on talking
         self.turns_completed = 0
@@ -303,7 +306,7 @@ class Orchestrator:
 
     def _new_pipeline(self, clock: TurnClock) -> ReplyPipeline:
         parts = self.parts
-        return ReplyPipeline(
+        return self.pipeline_factory(
             llm=parts.llm,
             tts=parts.tts,
             fallback=parts.fallback,
