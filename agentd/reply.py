@@ -180,7 +180,9 @@ class ReplyPipeline:
             previous = text
 
     async def _speak_one(self, text: str, *, previous_text: str) -> None:
-        start = self._written
+        # Registered before streaming: a cancel mid-clause must still see its heard part.
+        clause = SpokenClause(text, self._written, self._written)
+        self._clauses.append(clause)
         if not self._tts_failed:
             try:
                 await self._stream_tts(text, previous_text)
@@ -195,7 +197,6 @@ class ReplyPipeline:
                 # The clause may be half spoken by the cloud voice; say it whole locally.
         if self._tts_failed:
             self._write(await self._fallback.render(text))
-        self._clauses.append(SpokenClause(text, start, self._written))
 
     async def _stream_tts(self, text: str, previous_text: str) -> None:
         self.clock.mark_first("tts_request_ms", now_ms())
@@ -212,6 +213,8 @@ class ReplyPipeline:
             return
         self._speaker.write(pcm)
         self._written += len(pcm)
+        if self._clauses:
+            self._clauses[-1].end_byte = self._written
         self.clock.audio_out_bytes += len(pcm)
 
     def _split_all(self, text: str) -> list[str]:
@@ -225,6 +228,8 @@ class ReplyPipeline:
         heard = self._speaker.played_bytes() - self._start_played
         words: list[str] = []
         for clause in self._clauses:
+            if clause.end_byte == clause.start_byte:
+                break  # requested, nothing of it written yet
             if heard >= clause.end_byte:
                 words.extend(clause.text.split())
             elif heard > clause.start_byte:

@@ -1,0 +1,197 @@
+"""One visitor turn through the real daemon: STT -> LLM (tools) -> TTS -> speaker.
+
+Real SDKs against the protocol emulators, real espeak-ng speech in the simulated mic,
+no patching of agentd code. Timing bounds here are generous sanity checks; the targets
+live in `agentd bench latency`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+
+from agentd.audio import dsp
+from agentd.events import AgentState
+from agentd.sim.harness import SimulatedKiosk
+
+pytestmark = pytest.mark.timeout(90)
+
+GREETING = {
+    "visitor": "Hello, where is the meeting room?",
+    "reply": "The meeting room is on the second floor, next to the lifts.",
+    "pause_before_ms": 400,
+}
+
+
+def speaker_audio(kiosk: SimulatedKiosk) -> bytes:
+    return b"".join(chunk for _, chunk in kiosk.runtime.audio.playback.played)
+
+
+async def test_full_turn_end_to_end(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    kiosk = make_kiosk([GREETING])
+    await kiosk.start()
+    try:
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, timeout_s=20)
+        await kiosk.wait_for(lambda: kiosk.runtime.orchestrator.state is AgentState.IDLE)
+        audio = speaker_audio(kiosk)
+        history = kiosk.runtime.orchestrator.parts.history
+        messages = history.messages_for_request("next")
+    finally:
+        assert await kiosk.stop() == 0
+    metrics = kiosk.observed.turns[0]
+    assert metrics.outcome == "ok"
+    assert metrics.voice_to_voice_ms is not None and 0 < metrics.voice_to_voice_ms < 5000
+    assert metrics.llm_ttft_ms is not None and metrics.tts_ttfb_ms is not None
+    assert ("visitor", "Hello, where is the meeting room?") in kiosk.observed.lines
+    assert ("agent", GREETING["reply"]) in kiosk.observed.lines
+    assert len(audio) > 16000 * 2 and dsp.mean_square(audio) > 300**2  # real speech played
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == GREETING["reply"]
+    assert kiosk.observed.states[:2] == ["listening", "thinking"]
+    assert "speaking" in kiosk.observed.states
+
+
+async def test_tool_round_trip_and_bad_arguments(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    turns = [
+        {
+            "visitor": "Could you call someone from reception for me?",
+            "reply": "Of course, someone is on their way.",
+            "tool": "call_staff",
+            "tool_arguments": {"reason": "visitor at the front desk"},
+            "pause_before_ms": 400,
+        },
+        {
+            "visitor": "And when do you open tomorrow?",
+            "reply": "Sorry, I could not look that up right now.",
+            "tool": "opening_hours",
+            "tool_arguments": {"day": "tomorrow"},
+            "pause_before_ms": 600,
+        },
+    ]
+    kiosk = make_kiosk(turns)
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    try:
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, timeout_s=20)
+        stack.llm.faults.bad_tool_arguments = True  # the second tool call is malformed JSON
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 2, timeout_s=25)
+    finally:
+        assert await kiosk.stop() == 0
+    staff_calls = [p for name, p in kiosk.observed.events if name == "staff_call"]
+    assert staff_calls and "visitor at the front desk" in staff_calls[0]["reason"]
+    # The emulator saw the tool results fed back: a good one, then an error for bad JSON.
+    tool_messages = [m for r in stack.llm.requests for m in r.messages if m.get("role") == "tool"]
+    assert any("visitor at the front desk" not in m["content"] for m in tool_messages)
+    errors = [json.loads(m["content"]) for m in tool_messages if "error" in m["content"]]
+    assert errors, tool_messages
+    assert [t.outcome for t in kiosk.observed.turns] == ["ok", "ok"]
+    assert ("agent", "Sorry, I could not look that up right now.") in kiosk.observed.lines
+    assert all(t.tool_calls == 1 for t in kiosk.observed.turns)
+
+
+async def test_first_tts_request_goes_out_before_the_llm_stream_ends(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    from agentd.sim.all import ServiceProfile
+
+    long_reply = (
+        "Sure, the cafeteria is on the ground floor. Walk past the lifts and turn left, "
+        "then follow the signs for about fifty metres until you see the glass doors. "
+        "It is open until three in the afternoon, and visitors are always welcome there."
+    )
+    slow_llm = ServiceProfile(stt_final_ms=100, llm_ttft_ms=100, llm_chunk_ms=40, tts_ttfb_ms=30)
+    kiosk = make_kiosk(
+        [{"visitor": "Where is the cafeteria?", "reply": long_reply, "pause_before_ms": 400}],
+        profile=slow_llm,
+    )
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    try:
+        await kiosk.wait_for(
+            lambda: any(r.finished_at for r in stack.llm.requests) and len(stack.tts.requests) >= 3,
+            timeout_s=30,
+        )
+    finally:
+        await kiosk.stop()
+    llm_request = next(r for r in stack.llm.requests if r.finished_at is not None)
+    first_tts = min(r.arrived_s for r in stack.tts.requests)
+    assert llm_request.finished_at is not None
+    # Streaming: speech was requested while the model was still writing (well before).
+    assert first_tts < llm_request.finished_at - 0.5
+    assert len(stack.tts.requests) >= 3  # clause by clause, not one big request
+    assert stack.tts.requests[0].text.startswith("Sure, the cafeteria")
+
+
+async def test_cancel_mid_llm_stops_the_stream_and_keeps_no_reply(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    from agentd.sim.all import ServiceProfile
+
+    slow = ServiceProfile(stt_final_ms=100, llm_ttft_ms=2500, llm_chunk_ms=50, tts_ttfb_ms=30)
+    kiosk = make_kiosk([GREETING], profile=slow)
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    orchestrator = kiosk.runtime.orchestrator
+    try:
+        await kiosk.wait_for(lambda: orchestrator.state is AgentState.THINKING, timeout_s=20)
+        await asyncio.sleep(0.3)  # the LLM request is open, no token yet
+        assert orchestrator.cancel_reply("test cancel")
+        await kiosk.wait_for(lambda: any(r.closed_by_client for r in stack.llm.requests), 5)
+        await kiosk.wait_for(lambda: not orchestrator.reply_in_flight)
+        messages = orchestrator.parts.history.messages_for_request("next")
+    finally:
+        await kiosk.stop()
+    assert not stack.tts.requests  # nothing was synthesised
+    assert not any(m["role"] == "assistant" for m in messages)
+    assert kiosk.observed.turns[0].outcome == "cancelled"
+
+
+async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    from agentd.sim.all import ServiceProfile
+
+    reply = (
+        "Welcome to the building. The reception is straight ahead, the lifts are on your "
+        "right, and the cafeteria is on the ground floor next to the garden entrance."
+    )
+    # TTS paced at real time, so the stream is still open when we cancel.
+    paced = ServiceProfile(
+        stt_final_ms=100, llm_ttft_ms=80, llm_chunk_ms=5, tts_ttfb_ms=30, tts_pace=1.0
+    )
+    kiosk = make_kiosk(
+        [{"visitor": "Hello there, I just arrived.", "reply": reply, "pause_before_ms": 400}],
+        profile=paced,
+    )
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    orchestrator = kiosk.runtime.orchestrator
+    speaker = kiosk.runtime.audio.playback
+    try:
+        await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, timeout_s=20)
+        await asyncio.sleep(1.2)
+        assert orchestrator.cancel_reply("test cancel")
+        cancelled_at = speaker._last_at_ms
+        await kiosk.wait_for(lambda: any(r.disconnected for r in stack.tts.requests), 5)
+        await asyncio.sleep(0.3)
+        messages = orchestrator.parts.history.messages_for_request("next")
+    finally:
+        await kiosk.stop()
+    late = [at for at, chunk in speaker.played if at > cancelled_at + 40 and any(chunk)]
+    assert not late, "audio kept playing after the cancel"
+    assistant = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert len(assistant) == 1
+    heard = assistant[0]
+    assert heard.split()[0] == "Welcome"
+    assert len(heard) < len(reply) * 0.8  # truncated to what was played
