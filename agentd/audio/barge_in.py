@@ -37,6 +37,9 @@ RATIO_PERCENTILE = 0.9  # echo gain = this percentile of mic/reference energy ra
 ARMED_AFTER_PLAY_MS = 500  # keep listening for barge-in this long after playback
 GAP_FRAMES = 3  # non-visitor frames tolerated inside one visitor burst (syllable gaps)
 PAUSED_GAP_FRAMES = 12  # once paused, word/comma gaps up to 240 ms keep the burst alive
+DELAY_SWITCH_CORR = 0.05  # a locked delay moves only for a clearly better correlation
+ENVELOPE_FLOOR_DB = -75.0  # below any room's noise floor at a Pi mic's gain
+REVERB_TAIL_MS = 30  # echo keeps arriving this long after the direct path (small room)
 NOISE_RISE = 1.002  # noise-floor tracker: slow rise per frame, instant fall
 
 
@@ -70,6 +73,33 @@ class FalseBargeIn:
 BargeInEvent = BargeInSuspected | BargeIn | BargeInDismissed | FalseBargeIn
 
 
+class _Band:
+    """Echo model of one band: noise floor and the echo gain learned from echo-only frames."""
+
+    def __init__(self, prior_gain: float) -> None:
+        self.prior = prior_gain
+        self.gain = prior_gain
+        self.noise = 0.0
+        self.ratios: deque[float] = deque(maxlen=RATIO_HISTORY)
+        self.pending: list[float] = []  # ratios of the current burst, not yet judged
+
+    def track_noise(self, energy: float) -> None:
+        if self.noise == 0.0 or energy < self.noise:
+            self.noise = energy
+        else:
+            self.noise *= NOISE_RISE
+
+    def learn(self, ratio: float, aligned: bool) -> None:
+        self.ratios.append(ratio)
+        ordered = sorted(self.ratios)
+        learned = ordered[int(RATIO_PERCENTILE * (len(ordered) - 1))]
+        if len(ordered) < GAIN_MIN_SAMPLES or not aligned:
+            # Too little evidence, or the echo path is not aligned yet (the window-max
+            # reference of an unaligned echo makes ratios too low): stay conservative.
+            learned = max(learned, self.prior)
+        self.gain = max(learned, 1e-6)
+
+
 class BargeInDetector:
     """Per-frame barge-in decisions; pure apart from reading the ReferenceTap."""
 
@@ -83,17 +113,18 @@ class BargeInDetector:
         self.tap = tap
         self.frame_ms = frame_ms
         self._margin = 10.0 ** (config.echo_margin_db / 10.0)
-        self._prior_gain = 10.0 ** (config.echo_prior_db / 10.0)
+        self._fast_margin = 10.0 ** (config.fast_margin_db / 10.0)
+        prior = 10.0 ** (config.echo_prior_db / 10.0)
+        self._bands = (_Band(prior), _Band(prior))  # full band, high band
         self._react_frames = max(1, -(-config.react_ms // frame_ms))
         self._min_frames = max(1, -(-config.min_speech_ms // frame_ms))
         self._mic_hist: deque[tuple[float, float]] = deque(maxlen=CORR_FRAMES)
-        self._ratios: deque[float] = deque(maxlen=RATIO_HISTORY)
-        self._gain = self._prior_gain
         self._delay_ms: float | None = None  # None = not locked: use the whole window
-        self._noise = 0.0
         self._since_corr = 0
+        self._samples: list[float | None] = [None, None]  # this frame's echo ratios
         self._onset_ms: float | None = None
         self._hits = 0
+        self._voiced_hits = 0
         self._gap = 0
         self._suspected = False
         self._latched = False
@@ -104,16 +135,24 @@ class BargeInDetector:
 
     @property
     def echo_gain_db(self) -> float:
-        return 10.0 * math.log10(max(self._gain, 1e-12))
+        return 10.0 * math.log10(max(self._bands[0].gain, 1e-12))
 
     def note_words(self) -> None:
         """STT heard words after the barge-in: it was real, no FalseBargeIn follows."""
         self._confirmed_at = None
 
+    def attach(self, tap: ReferenceTap) -> None:
+        """Listen against another speaker's reference; what was learned is kept."""
+        self.tap = tap
+        self._mic_hist.clear()
+        self.reset()
+
     def reset(self) -> None:
         """Forget the current burst (e.g. reply finished or cancelled elsewhere)."""
         self._onset_ms = None
-        self._hits = self._gap = 0
+        for band in self._bands:
+            band.pending.clear()
+        self._hits = self._voiced_hits = self._gap = 0
         self._suspected = False
         self._latched = False
 
@@ -121,8 +160,9 @@ class BargeInDetector:
         """One mono mic frame captured at `at_ms` with the VAD's verdict."""
         if not self.config.enabled:
             return []
-        energy = dsp.mean_square(frame)
-        self._track_noise(energy)
+        energies = (dsp.mean_square(frame), dsp.high_band_mean_square(frame))
+        for band, energy in zip(self._bands, energies, strict=True):
+            band.track_noise(energy)
         events: list[BargeInEvent] = []
         confirmed = self._confirmed_at
         if confirmed is not None and at_ms - confirmed >= self.config.resume_after_false_s * 1e3:
@@ -133,48 +173,49 @@ class BargeInDetector:
         if not armed and self._onset_ms is None:
             self._mic_hist.clear()
             return events
-        visitor = voiced and self._exceeds_echo(energy, at_ms)
-        self._advance(visitor, at_ms, events)
+        excess = self._excess(energies, at_ms)
+        self._advance(voiced and excess > self._margin, excess > self._fast_margin, at_ms, events)
+        if self._onset_ms is None:  # not part of a burst: echo evidence
+            for band, ratio in zip(self._bands, self._samples, strict=True):
+                if ratio is not None:
+                    band.learn(ratio, self._delay_ms is not None)
+            self._mic_hist.append((at_ms, energies[0]))
+            self._since_corr += 1
+        else:
+            for band, ratio in zip(self._bands, self._samples, strict=True):
+                if ratio is not None:
+                    band.pending.append(ratio)
+        if self._since_corr >= CORR_EVERY_FRAMES and len(self._mic_hist) >= CORR_MIN_FRAMES:
+            self._since_corr = 0
+            self._estimate_delay()
         return events
 
     # --- echo model -------------------------------------------------------------------
 
-    def _track_noise(self, energy: float) -> None:
-        if self._noise == 0.0 or energy < self._noise:
-            self._noise = energy
-        else:
-            self._noise *= NOISE_RISE
-
-    def _exceeds_echo(self, energy: float, at_ms: float) -> bool:
+    def _excess(self, energies: tuple[float, float], at_ms: float) -> float:
+        """How far the mic exceeds the predicted echo + noise (power ratio, best band)."""
+        self._samples = [None, None]
         if self.config.mode == "aec":
-            return bool(energy > self._noise * self._margin)
-        self._mic_hist.append((at_ms, energy))
-        self._since_corr += 1
-        if self._since_corr >= CORR_EVERY_FRAMES and len(self._mic_hist) >= CORR_MIN_FRAMES:
-            self._since_corr = 0
-            self._estimate_delay()
-        ref = self._reference_at(at_ms)
-        predicted = self._gain * ref + self._noise
-        visitor = bool(energy > predicted * self._margin)
-        if ref > self._noise and not visitor and self._onset_ms is None:
-            self._learn_gain(energy, ref)
-        return visitor
+            noise = self._bands[0].noise
+            return energies[0] / noise if noise > 0 else 0.0
+        refs = self._reference_at(at_ms)
+        excess = 0.0
+        for i, (band, energy, ref) in enumerate(zip(self._bands, energies, refs, strict=True)):
+            predicted = band.gain * ref + band.noise
+            if predicted > 0:
+                excess = max(excess, energy / predicted)
+            if ref > band.noise:
+                self._samples[i] = max(energy - band.noise, 0.0) / ref
+        return excess
 
-    def _reference_at(self, at_ms: float) -> float:
-        """Played energy that can be arriving in this frame (max over the delay range)."""
-        if self._delay_ms is None:
-            return self.tap.max_energy(at_ms - MAX_DELAY_MS, at_ms + self.frame_ms)
+    def _reference_at(self, at_ms: float) -> tuple[float, float]:
+        """Played energies (full, high band) that can be arriving in this frame."""
+        if self._delay_ms is None:  # not locked: anything in the search window
+            return self.tap.max_energies(at_ms - MAX_DELAY_MS, at_ms + self.frame_ms)
         # +-1 block for delay jitter, plus 30 ms of room reverberation tail.
-        start = at_ms - self._delay_ms - DELAY_STEP_MS - 30
-        return self.tap.max_energy(start, at_ms - self._delay_ms + self.frame_ms + DELAY_STEP_MS)
-
-    def _learn_gain(self, energy: float, ref: float) -> None:
-        self._ratios.append(max(energy - self._noise, 0.0) / ref)
-        ordered = sorted(self._ratios)
-        learned = ordered[int(RATIO_PERCENTILE * (len(ordered) - 1))]
-        if len(ordered) < GAIN_MIN_SAMPLES:  # too little evidence: stay conservative
-            learned = max(learned, self._prior_gain)
-        self._gain = max(learned, 1e-6)
+        start = at_ms - self._delay_ms - DELAY_STEP_MS - REVERB_TAIL_MS
+        end = at_ms - self._delay_ms + self.frame_ms + DELAY_STEP_MS
+        return self.tap.max_energies(start, end)
 
     def _estimate_delay(self) -> None:
         hist = list(self._mic_hist)
@@ -182,7 +223,7 @@ class BargeInDetector:
         n10 = int((hist[-1][0] - t0 + self.frame_ms + MAX_DELAY_MS) // DELAY_STEP_MS) + 1
         ref10 = [_db(e) for e in self.tap.envelope(t0 - MAX_DELAY_MS, n10, DELAY_STEP_MS)]
         mic = [_db(e) for _, e in hist]
-        best, best_delay = CORR_MIN, None
+        best, best_delay, current = CORR_MIN, None, -1.0
         per_frame = max(1, self.frame_ms // DELAY_STEP_MS)
         for delay in range(0, MAX_DELAY_MS + 1, DELAY_STEP_MS):
             ref = []
@@ -192,17 +233,24 @@ class BargeInDetector:
             corr = _pearson(mic, ref)
             if corr > best:
                 best, best_delay = corr, delay
-        if best_delay is not None:
+            if delay == self._delay_ms:
+                current = corr
+        if best_delay is not None and best > current + DELAY_SWITCH_CORR:
+            if self._delay_ms is None:  # ratios so far were against the unaligned window
+                for band in self._bands:
+                    band.ratios.clear()
             self._delay_ms = float(best_delay)
             self.delay_ms_estimate = self._delay_ms
 
     # --- decision ---------------------------------------------------------------------
 
-    def _advance(self, visitor: bool, at_ms: float, events: list[BargeInEvent]) -> None:
-        if visitor:
+    def _advance(self, visitor: bool, strong: bool, at_ms: float, events: list[BargeInEvent]) -> None:
+        """`visitor`: voiced and above the echo; `strong`: far above it, voiced or not."""
+        if visitor or strong:
             if self._onset_ms is None:
-                self._onset_ms, self._hits = at_ms, 0
+                self._onset_ms, self._hits, self._voiced_hits = at_ms, 0, 0
             self._hits += 1
+            self._voiced_hits += visitor
             self._gap = 0
         elif self._onset_ms is not None:
             self._gap += 1
@@ -210,15 +258,19 @@ class BargeInDetector:
                 if self._suspected and not self._latched:
                     self.stats["dismissed"] += 1
                     events.append(BargeInDismissed(at_ms, self._onset_ms))
+                if not self._latched:  # not the visitor after all: echo evidence
+                    for band in self._bands:
+                        for ratio in band.pending:
+                            band.learn(ratio, self._delay_ms is not None)
                 self.reset()
                 return
         if self._onset_ms is None or self._latched:
             return
-        if not self._suspected and self._hits >= self._react_frames:
+        if not self._suspected and (strong or self._hits >= self._react_frames):
             self._suspected = True
             self.stats["suspected"] += 1
             events.append(BargeInSuspected(at_ms + self.frame_ms, self._onset_ms))
-        if self._suspected and self._hits >= self._min_frames:
+        if self._suspected and self._voiced_hits >= self._min_frames:
             onset = self._onset_ms
             self.stats["confirmed"] += 1
             events.append(BargeIn(at_ms + self.frame_ms, onset))
@@ -227,7 +279,8 @@ class BargeInDetector:
 
 
 def _db(energy: float) -> float:
-    return dsp.energy_db(energy)
+    # Floored: digital silence between replies (-120 dB) would dominate the correlation.
+    return max(ENVELOPE_FLOOR_DB, dsp.energy_db(energy))
 
 
 def _pearson(a: list[float], b: list[float]) -> float:

@@ -50,6 +50,18 @@ def mean_square(pcm: bytes) -> float:
     return float(rms * rms)
 
 
+def high_band_mean_square(pcm: bytes) -> float:
+    """Mean square of the first difference x[n] - x[n-1] (a +6 dB/octave high-pass):
+    near zero for a 200 Hz vowel, large for the 3-8 kHz hiss of an "s" or "h"."""
+    if len(pcm) < 2 * WIDTH:
+        return 0.0
+    diff = audioop.add(
+        audioop.mul(pcm[WIDTH:], WIDTH, 0.5), audioop.mul(pcm[:-WIDTH], WIDTH, -0.5), WIDTH
+    )
+    rms = audioop.rms(diff, WIDTH)
+    return float(rms * rms)
+
+
 def energy_db(ms: float) -> float:
     """Mean square to dBFS (full-scale square wave = 0 dB)."""
     if ms <= 0.0:

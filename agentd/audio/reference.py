@@ -19,12 +19,16 @@ HISTORY_MS = 4000  # > delay search window + correlation window of the detector
 
 
 class ReferenceTap:
-    """Short ring of (start_ms, mean_square) blocks of played audio."""
+    """Short ring of (start_ms, mean_square, high-band mean_square) blocks of played audio.
+
+    The high band (first difference, +6 dB/octave) is what fricative onsets ("s", "h",
+    "th") of a visitor stand out in while the reply's vowels dominate the full band.
+    """
 
     def __init__(self, fmt: AudioFormat, history_ms: int = HISTORY_MS) -> None:
         self.format = fmt
         self._block_bytes = fmt.bytes_for_ms(BLOCK_MS)
-        self._blocks: deque[tuple[float, float]] = deque(maxlen=history_ms // BLOCK_MS)
+        self._blocks: deque[tuple[float, float, float]] = deque(maxlen=history_ms // BLOCK_MS)
         self._lock = threading.Lock()
         self._last_end_ms = -1e18
 
@@ -34,7 +38,8 @@ class ReferenceTap:
         items = []
         for offset in range(0, len(pcm) - size + 1, size):
             t = at_ms + offset / self.format.bytes_per_frame / self.format.rate_hz * 1000.0
-            items.append((t, dsp.mean_square(pcm[offset : offset + size])))
+            block = pcm[offset : offset + size]
+            items.append((t, dsp.mean_square(block), dsp.high_band_mean_square(block)))
         with self._lock:
             self._blocks.extend(items)
             if items:
@@ -54,16 +59,21 @@ class ReferenceTap:
 
     def max_energy(self, start_ms: float, end_ms: float) -> float:
         """Largest block energy overlapping [start_ms, end_ms); 0.0 when nothing played."""
+        return self.max_energies(start_ms, end_ms)[0]
+
+    def max_energies(self, start_ms: float, end_ms: float) -> tuple[float, float]:
+        """(full band, high band) maxima over blocks overlapping [start_ms, end_ms)."""
         with self._lock:
             blocks = list(self._blocks)
-        best = 0.0
-        for t, e in reversed(blocks):
+        best = best_hf = 0.0
+        for t, e, hf in reversed(blocks):
             if t >= end_ms:
                 continue
             if t + BLOCK_MS <= start_ms:
                 break
             best = max(best, e)
-        return best
+            best_hf = max(best_hf, hf)
+        return best, best_hf
 
     def envelope(self, start_ms: float, count: int, step_ms: float) -> list[float]:
         """Energies sampled every `step_ms` from `start_ms` (max over each step)."""
@@ -71,7 +81,7 @@ class ReferenceTap:
             blocks = list(self._blocks)
         out = [0.0] * count
         end = start_ms + count * step_ms
-        for t, e in blocks:
+        for t, e, _hf in blocks:
             if t + BLOCK_MS <= start_ms or t >= end:
                 continue
             first = max(0, int((t - start_ms) // step_ms))

@@ -62,6 +62,13 @@ class BargeInConfig:
     react_ms: int = setting(
         40, min=20, max=500, doc="Visitor-dominant speech that pauses playback (suspected)."
     )
+    fast_margin_db: float = setting(
+        10.0,
+        min=0.0,
+        max=40.0,
+        doc="A frame this far above the predicted echo pauses playback at once, voiced or "
+        "not (fricative onsets); confirmation still needs min_speech_ms of VAD speech.",
+    )
     echo_prior_db: float = setting(
         0.0, min=-40.0, max=20.0, doc="Assumed speaker->mic coupling before it is learned."
     )
