@@ -244,7 +244,9 @@ class BargeInDetector:
 
     # --- decision ---------------------------------------------------------------------
 
-    def _advance(self, visitor: bool, strong: bool, at_ms: float, events: list[BargeInEvent]) -> None:
+    def _advance(
+        self, visitor: bool, strong: bool, at_ms: float, events: list[BargeInEvent]
+    ) -> None:
         """`visitor`: voiced and above the echo; `strong`: far above it, voiced or not."""
         if visitor or strong:
             if self._onset_ms is None:

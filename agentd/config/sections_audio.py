@@ -70,7 +70,11 @@ class BargeInConfig:
         "not (fricative onsets); confirmation still needs min_speech_ms of VAD speech.",
     )
     echo_prior_db: float = setting(
-        0.0, min=-40.0, max=20.0, doc="Assumed speaker->mic coupling before it is learned."
+        -6.0,
+        min=-40.0,
+        max=20.0,
+        doc="Assumed speaker->mic coupling until learned (first ~0.5 s after start-up; "
+        "kept between replies). -6 dB = the loudest coupling the bench guarantees.",
     )
 
 

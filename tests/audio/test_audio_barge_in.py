@@ -12,7 +12,7 @@ from agentd.audio.format import AudioFormat
 from agentd.audio.reference import ReferenceTap
 from agentd.audio.sim_mic import SimMic
 from agentd.audio.sim_speaker import SimSpeaker
-from agentd.bench.audio import run_overlap
+from agentd.bench.audio import new_detector, run_overlap
 from agentd.config.sections_audio import BargeInConfig
 from agentd.events import BargeIn, LinkState
 from agentd.sim.scenario import scenario_from_dict
@@ -33,6 +33,23 @@ def test_speech_over_echo_barges_in_quickly(at_ms: int) -> None:
     trial = run_overlap(-10.0, 40.0, "Sorry, can you say that again?", visitor_at_ms=at_ms)
     assert trial.barge_ins == 1
     assert trial.reaction_ms is not None and trial.reaction_ms <= 600  # generous bound
+
+
+@pytest.mark.timeout(60)
+def test_echo_model_is_learned_and_kept_between_replies() -> None:
+    detector = new_detector()
+    greeting = run_overlap(-10.0, 50.0, detector=detector)
+    assert greeting.barge_ins == 0 and greeting.pauses == 0
+    assert -13.0 <= detector.echo_gain_db <= -7.0  # the coupling, not the -6 dB prior
+    assert detector.delay_ms_estimate is not None
+    assert 40.0 <= detector.delay_ms_estimate <= 60.0
+    # Next reply: a weak "h" onset early in the reply is caught with the learned model.
+    trial = run_overlap(
+        -10.0, 50.0, "Hold on, can you repeat that?", visitor_at_ms=300, detector=detector
+    )
+    assert trial.barge_ins == 1 and not trial.early
+    assert trial.reaction_ms is not None and trial.reaction_ms <= 300  # generous bound
+    assert -13.0 <= detector.echo_gain_db <= -7.0  # the visitor did not inflate it
 
 
 def test_disabled_detector_is_silent() -> None:
