@@ -8,6 +8,7 @@ errors (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar, Union, get_args, get_origin
@@ -93,6 +94,8 @@ def _scalar(hint: Any, value: Any, path: str, meta: Any) -> Any:
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, "wrong type", _short(value), "a number")
+        if math.isnan(value):  # TOML `nan` would pass every min/max comparison
+            raise ConfigError(path, "not a number", value, "a number")
         value = float(value)
     elif hint is str:
         if not isinstance(value, str):
