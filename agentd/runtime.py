@@ -191,6 +191,11 @@ class Runtime:
     def _on_link(self, name: str, state: LinkState, detail: str) -> None:
         previous = self.links.get(name)
         self.links[name] = state
+        if name in ("capture", "playback") and state in (LinkState.DISCONNECTED, LinkState.BACKOFF):
+            if previous == LinkState.CONNECTED:
+                self.fault(
+                    FaultRaised("audio_device_lost", f"{name}: {detail or state.value}", link=name)
+                )
         if previous != state:
             log.info(
                 "%s link %s%s",
@@ -226,6 +231,12 @@ class Runtime:
 
     def fault(self, fault: FaultRaised) -> None:
         self.faults += 1
+        if fault.link in ("llm", "tts"):
+            # Request/response links have no socket to watch: a failed request is the state.
+            auth = "auth" in fault.error_kind or "401" in fault.message
+            self._on_link(
+                fault.link, LinkState.FAILED if auth else LinkState.BACKOFF, fault.error_kind
+            )
         self.last_error = {
             "kind": fault.error_kind,
             "message": fault.message[:300],
@@ -246,6 +257,9 @@ class Runtime:
         self.fault(FaultRaised(kind, message, link=link))
 
     def turn_finished(self, metrics: TurnMetrics) -> None:
+        if metrics.outcome == "ok":
+            for link in ("llm", "tts"):
+                self._on_link(link, LinkState.CONNECTED, "")
         log.info(
             "turn %s: voice-to-voice %s ms",
             metrics.outcome,

@@ -117,6 +117,14 @@ class EmulatorStack:
             except Exception as exc:  # shutting down: note it, go on with the others
                 log.debug("emulator stop failed: %s", exc)
 
+    def network_down(self) -> None:
+        """All three services refuse connections (as when the kiosk's uplink is gone)."""
+        self.call(self._stop_all())
+
+    def network_up(self) -> None:
+        """The services come back on the same ports."""
+        self.call(self._start_all())
+
     def call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         """Run a coroutine on the emulators' loop (e.g. to change faults) and wait."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)

@@ -146,6 +146,7 @@ class ElevenLabsEmulator:
         if not sockets:
             raise RuntimeError("ElevenLabsEmulator: no listening socket after start")
         self._port = int(sockets[0].getsockname()[1])
+        self.port = self._port  # a restart (network back) listens on the same port
 
     async def stop(self) -> None:
         """Idempotent; releases stalled handlers so shutdown is quick."""

@@ -29,9 +29,8 @@ def kiosk_config_toml(
     out_dir: Path,
     *,
     realtime: bool = True,
-    extra: str = "",
 ) -> str:
-    """The config the simulated kiosk runs with; `extra` TOML is appended (tables only)."""
+    """The config the simulated kiosk runs with (the harness layers extra TOML on top)."""
     return f"""
 [logging]
 backend = "stderr"
@@ -75,7 +74,6 @@ description = "Ask a member of staff to come to the front desk."
 
 [tts]
 base_url = {json.dumps(stack.tts_url)}
-{extra}
 """
 
 
@@ -136,16 +134,14 @@ class SimulatedKiosk:
 
     def write_config(self) -> Path:
         stack = self.stack or self.start_emulators()
-        path = self.out / "kiosk.toml"
-        path.write_text(
-            kiosk_config_toml(
-                stack,
-                self.scenario_path,
-                self.out,
-                realtime=self.realtime,
-                extra=self.extra_toml,
-            )
+        base = self.out / "kiosk-base.toml"
+        base.write_text(
+            kiosk_config_toml(stack, self.scenario_path, self.out, realtime=self.realtime)
         )
+        # The caller's TOML is layered over the base with `include`, so it may set any key,
+        # including tables the base already declares.
+        path = self.out / "kiosk.toml"
+        path.write_text(f'include = ["{base.name}"]\n{self.extra_toml}\n')
         return path
 
     async def start(self, *, set_env_keys: bool = True) -> Any:
