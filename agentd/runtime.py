@@ -191,11 +191,11 @@ class Runtime:
     def _on_link(self, name: str, state: LinkState, detail: str) -> None:
         previous = self.links.get(name)
         self.links[name] = state
-        if name in ("capture", "playback") and state in (LinkState.DISCONNECTED, LinkState.BACKOFF):
-            if previous == LinkState.CONNECTED:
-                self.fault(
-                    FaultRaised("audio_device_lost", f"{name}: {detail or state.value}", link=name)
-                )
+        lost = state in (LinkState.DISCONNECTED, LinkState.BACKOFF)
+        if name in ("capture", "playback") and lost and previous == LinkState.CONNECTED:
+            self.fault(
+                FaultRaised("audio_device_lost", f"{name}: {detail or state.value}", link=name)
+            )
         if previous != state:
             log.info(
                 "%s link %s%s",

@@ -88,17 +88,15 @@ CASES = [
         "llm_rate_limited",
         "llm",
         ("fallback",),
-    ),  # fmt: skip
+    ),
     Case("llm stalled", _llm(stall_after_chunks=2), "llm_timeout", "llm", ("fallback",)),
     Case("llm malformed chunk", _llm(malformed_after_chunks=2), "llm", "llm", ("fallback",)),
     Case("llm empty reply", _llm(empty_reply=True), "", "llm", ("empty",)),
     Case("tts 503", _tts(status=503, remaining=1), "tts", "tts", ("fallback",)),
     Case(
         "tts stalled", _tts(stall_after_chunks=1, remaining=1), "tts_timeout", "tts", ("fallback",)
-    ),  # fmt: skip
-    Case(
-        "tts truncated", _tts(truncate_after_chunks=1, remaining=1), "tts", "tts", ("fallback",)
-    ),  # fmt: skip
+    ),
+    Case("tts truncated", _tts(truncate_after_chunks=1, remaining=1), "tts", "tts", ("fallback",)),
     Case("stt dropped mid-utterance", _stt_drop, "stt", "stt", ("ok",), needs_fallback=False),
 ]
 
