@@ -15,6 +15,7 @@ import collections
 import contextlib
 import functools
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -274,6 +275,7 @@ class MqttLink:
         if client is not self._client:
             return  # a stale client being replaced
         self._refused = False
+        _no_delay(client)
         client.publish(self._will.topic, self._online_payload, qos=1, retain=True)
         with self._lock:
             for topic, qos in self._subscriptions:
@@ -283,9 +285,15 @@ class MqttLink:
                 self._send(self._queue.popleft())
             self.counters.queued = 0
             self.counters.connects += 1
-        self._set_state_threadsafe(LinkState.CONNECTED, f"MQTT {self._protocol}")
-        if self._on_connected is not None:
-            self._to_loop(self._on_connected)
+        self._to_loop(self._announce_connected)
+
+    def _announce_connected(self) -> None:
+        """On the loop: the owner's on_connected first, then LinkChanged(CONNECTED)."""
+        try:
+            if self._on_connected is not None:
+                self._on_connected()
+        finally:
+            self._set_state(LinkState.CONNECTED, f"MQTT {self._protocol}")
 
     def _handle_connect_fail(self, _client: Any, _userdata: Any) -> None:
         self._set_state_threadsafe(LinkState.BACKOFF, "connect failed, retrying")
@@ -369,6 +377,15 @@ def _ssl_context(tls: MqttTlsConfig) -> ssl.SSLContext:
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
     return ctx
+
+
+def _no_delay(client: Any) -> None:
+    """Disable Nagle: paho writes small packets, and Nagle + delayed ACK add ~40 ms to
+    every command round trip (measured on loopback); paho does not set it itself."""
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _wait_published(info: Any) -> None:

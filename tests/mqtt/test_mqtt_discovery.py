@@ -115,8 +115,9 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
             name = config["command_topic"].removeprefix(TOPICS.cmd_prefix)
             assert name in COMMAND_NAMES
             # what Home Assistant will send must be accepted by the command parser
-            for payload in (config.get("payload_on"), config.get("payload_off"),
-                            config.get("payload_press"), "42" if "min" in config else None):  # fmt: skip
+            sent = [config.get(k) for k in ("payload_on", "payload_off", "payload_press")]
+            sent.append("42" if "min" in config else None)  # a number's slider value
+            for payload in sent:
                 if payload is not None:
                     parse_command(name, payload.encode(), max_bytes=4096, allow_dangerous=False)
         template = config.get("value_template", "")
