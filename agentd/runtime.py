@@ -65,6 +65,9 @@ class Runtime:
         loop = self._loop = asyncio.get_running_loop()
         config = self.config
         self.audio = build_audio(config, loop, self._on_link, self._on_first_audio)
+        for name in ("capture", "playback"):
+            device = getattr(self.audio, name)
+            self.links[name] = getattr(device, "state", LinkState.DISCONNECTED)
         parts = build_conversation(
             config=config,
             secrets=self.daemon.secrets,
