@@ -104,7 +104,8 @@ def build_audio(
         from agentd.audio.alsa_capture import AlsaCapture
 
         capture = AlsaCapture(audio.capture, on_link=bridge_link("capture"))
-    return AudioDevices(capture, playback, Speaker(playback, audio.playback.period_ms))
+    speaker = Speaker(playback, audio.playback.period_ms, audio.playback.volume)
+    return AudioDevices(capture, playback, speaker)
 
 
 def _sim_mic(config: Config, playback: Any, on_link: Callable[[LinkState, str], None]) -> Any:

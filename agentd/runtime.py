@@ -320,6 +320,8 @@ class Runtime:
             "xruns": getattr(getattr(capture, "stats", None), "xruns", 0),
             "underruns": getattr(getattr(playback, "stats", None), "underruns", 0),
             "turns": orch.turns_completed if orch is not None else 0,
+            "volume": getattr(getattr(self.audio, "speaker", None), "volume", None),
+            "muted": orch.muted if orch is not None else False,
             "faults": self.faults,
             "last_error": self.last_error,
             "rss_kb": _rss_kb(),

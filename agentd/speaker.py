@@ -12,10 +12,11 @@ from typing import Any
 
 
 class Speaker:
-    def __init__(self, device: Any, period_ms: int) -> None:
+    def __init__(self, device: Any, period_ms: int, volume: float = 1.0) -> None:
         self.device = device
         self._period_s = period_ms / 1000
         self.paused = False
+        self.volume = volume
 
     def write(self, pcm: bytes) -> None:
         self.device.write(pcm)
@@ -34,6 +35,7 @@ class Speaker:
         self.device.resume()
 
     def set_volume(self, gain: float) -> None:
+        self.volume = gain
         self.device.set_volume(gain)
 
     def played_bytes(self) -> int:

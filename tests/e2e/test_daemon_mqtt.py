@@ -1,0 +1,130 @@
+"""The daemon against a real Mosquitto: availability, state, discovery, remote commands.
+
+Commands go through the real broker with the real CLI clients (`mosquitto_rr` for MQTT 5
+request/response) to the real daemon, and their effects are checked on the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentd.events import AgentState
+from agentd.sim.harness import SimulatedKiosk
+from tests.e2e.conftest import FAST, write_scenario
+from tests.helpers.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.timeout(120)
+
+DEVICE = "kiosk-cmd"
+
+
+def mqtt_toml(broker: Mosquitto) -> str:
+    return f"""
+[device]
+id = "{DEVICE}"
+name = "Test kiosk"
+
+[mqtt]
+enabled = true
+host = "{broker.host}"
+port = {broker.port}
+health_interval_s = 1.0
+max_backoff_s = 1.0
+"""
+
+
+async def rr(broker: Mosquitto, command: str, payload: str = "") -> dict[str, Any]:
+    """One MQTT 5 request/response round trip with the real mosquitto_rr client."""
+    argv = [
+        "mosquitto_rr", "-h", broker.host, "-p", str(broker.port), "-V", "5", "-W", "10",
+        "-t", f"agentd/{DEVICE}/cmd/{command}", "-e", f"agentd/{DEVICE}/reply/console",
+        "-D", "PUBLISH", "correlation-data", f"corr-{command}", "-m", payload,
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, err.decode()
+    return dict(json.loads(out.decode()))
+
+
+def retained(broker: Mosquitto, topic: str) -> list[str]:
+    """Retained messages under `topic` as a fresh subscriber sees them."""
+    out = subprocess.run(
+        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t", topic, "-v",
+         "--retained-only", "-W", "2"],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    return out.stdout.splitlines()
+
+
+async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path).start()
+    turns = [{"visitor": "Hello there, anyone around?", "reply": "Hello! How can I help?",
+              "pause_before_ms": 3000}]  # fmt: skip
+    scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=60000)
+    kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=mqtt_toml(broker))
+    try:
+        runtime = await kiosk.start()
+        await kiosk.wait_for(lambda: runtime.links["mqtt"].value == "connected", 10)
+        await asyncio.sleep(0.5)
+        status = await rr(broker, "status")
+        assert status["ok"] and status["result"]["links"]["mqtt"] == "connected"
+
+        online = await asyncio.to_thread(retained, broker, f"agentd/{DEVICE}/status")
+        discovery = await asyncio.to_thread(retained, broker, f"homeassistant/+/{DEVICE}/+/config")
+
+        played_before = len(runtime.audio.playback.played)
+        say = await rr(broker, "say", json.dumps({"text": "The museum closes in ten minutes."}))
+        assert say["ok"], say
+        await kiosk.wait_for(lambda: runtime.orchestrator.state is AgentState.SPEAKING, 10)
+        await kiosk.wait_for(lambda: runtime.orchestrator.state is AgentState.IDLE, 15)
+        spoken = [c for _, c in runtime.audio.playback.played[played_before:] if any(c)]
+        announced = [r.text for r in kiosk.stack.tts.requests] if kiosk.stack else []
+
+        volume = await rr(broker, "volume", "40")
+        muted = await rr(broker, "mute")
+        state_muted = runtime.orchestrator.state
+        unmuted = await rr(broker, "unmute")
+        prompt = await rr(broker, "set_prompt", json.dumps({"prompt": "You are Ada, a robot."}))
+        persona_file = tmp_path / "out" / "state" / "persona.txt"
+        messages = runtime.orchestrator.parts.history.messages_for_request("hi")
+        bad_json = await rr(broker, "volume", "{not json")
+        unknown = await rr(broker, "self_destruct")
+
+        config = tmp_path / "out" / "kiosk.toml"
+        good = config.read_text()
+        config.write_text(good + "\n[audio.vad]\naggressiveness = 9\n")
+        bad_reload = await rr(broker, "reload_config")
+        config.write_text(good)
+        good_reload = await rr(broker, "reload_config")
+        still_running = not kiosk._task.done() if kiosk._task else False
+
+        restart = await rr(broker, "restart")
+        task = kiosk._task
+        assert task is not None
+        code = await asyncio.wait_for(task, 10)
+        kiosk._task = None
+    finally:
+        await kiosk.stop()
+        broker.kill()
+
+    assert f"agentd/{DEVICE}/status online" in online
+    assert any("/sensor/" in line for line in discovery)
+    assert any("/switch/" in line for line in discovery)
+    assert "The museum closes in ten minutes." in " ".join(announced)
+    assert len(spoken) > 25  # > 0.5 s of audible announcement
+    assert volume["ok"] and runtime.audio.speaker.volume == pytest.approx(0.4)
+    assert muted["ok"] and state_muted is AgentState.MUTED and unmuted["ok"]
+    assert prompt["ok"] and persona_file.read_text() == "You are Ada, a robot."
+    assert messages[0]["content"] == "You are Ada, a robot."
+    assert not bad_json["ok"] and not unknown["ok"]
+    assert not bad_reload["ok"] and "audio.vad.aggressiveness" in json.dumps(bad_reload)
+    assert good_reload["ok"] and still_running
+    assert restart["ok"] and code == 75  # EX_TEMPFAIL: systemd's Restart=on-failure restarts
