@@ -53,6 +53,8 @@ class Sample:
     gate_end_vs_true_ms: float | None = None  # the daemon's idea of the voice end - truth
     service: dict[str, float] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
+    reply_chars: int = 0  # the model's whole reply, as sanitised for TTS
+    tts_chars: int = 0  # sent to TTS by this reply (the seed sends it all at once)
     stages: dict[str, float] = field(default_factory=dict)
     error: str = ""
 
@@ -177,6 +179,8 @@ def _measure_one(
         ),
     }
     sample.service = service
+    sample.reply_chars = len(parts.sanitize(text))
+    sample.tts_chars = clock.tts_characters
     sample.service_ms = sum(service.values())
     sample.voice_to_voice_ms = first_sample - voice_end
     sample.overhead_ms = sample.voice_to_voice_ms - sample.service_ms
