@@ -37,7 +37,7 @@ from agentd.sim.all import ServiceProfile
 
 RSS_GROWTH_TARGET_KB = 5 * 1024  # issue 7: growth <= 5 MB
 STUCK_S = 20.0  # longest reply (~6 s) + LLM/TTS timeouts (4 s + 3 s) + fallback, doubled
-QUICK_TURNS = 16  # warm-up + each of the 10 plan kinds once + a few; ~70 s
+QUICK_TURNS = 14  # warm-up + each of the 10 plan kinds once + a few; ~60 s
 # Few distinct lines so espeak-ng renders are cached. Plain and fault turns use short
 # exchanges (~3.5 s a turn); barge-in and cancel turns a longer reply to interrupt.
 SHORT_LINES: tuple[dict[str, Any], ...] = (
