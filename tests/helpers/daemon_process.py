@@ -250,6 +250,7 @@ class DaemonProcess:
         self.stdout: _OutputReader = None  # type: ignore[assignment]
         self.stderr: _OutputReader = None  # type: ignore[assignment]
         self.started_at = 0.0  # wall clock (time.time()) just before the spawn
+        self._daemon_pid: int | None = None
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -315,17 +316,18 @@ class DaemonProcess:
 
     @property
     def pid(self) -> int:
-        """The daemon's pid (the wrapped child's, when started through a wrapper)."""
+        """The daemon's pid (found among the wrapper's descendants by its command line)."""
         assert self.proc is not None, "start() first"
         if not self.wrapper:
             return self.proc.pid
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            children = _children(self.proc.pid)
-            if children:
-                return children[0]
-            time.sleep(0.02)
-        raise TimeoutError("the wrapped daemon did not start")
+        if self._daemon_pid is None:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while (found := _find_daemon(self.proc.pid, self.config_path)) is None:
+                if time.monotonic() > deadline or not self.alive():
+                    raise TimeoutError("the wrapped daemon did not start")
+                time.sleep(0.02)
+            self._daemon_pid = found
+        return self._daemon_pid
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -417,9 +419,18 @@ class DaemonProcess:
         self.close()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+def _find_daemon(root: int, config_path: Path) -> int | None:
+    """The descendant of `root` running `agentd run --config <config_path>`, once it execs."""
+    wanted = [*AGENTD[1:], "run", "--config", str(config_path)]
+    todo = [root]
+    while todo:
+        pid = todo.pop(0)
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        if argv[1 : 1 + len(wanted)] == wanted:
+            return pid
+        todo += [int(c) for c in children]
+    return None
