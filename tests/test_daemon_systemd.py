@@ -57,7 +57,8 @@ def test_ready_status_watchdog_stall_and_sigterm(tmp_path: Path) -> None:
         intervals = [b - a for a, b in itertools.pairwise(before)]
         assert 0.3 < statistics.median(intervals) < 1.0  # half of WatchdogSec=1s
         # no ping from shortly after the stall was detected until the mic delivered again
-        assert not [t for t in pings if stalled_at + 0.1 < t < resumed_at - 0.1]
+        # (margins: the two log lines are read by another thread than the datagrams)
+        assert not [t for t in pings if stalled_at + 0.3 < t < resumed_at - 0.5]
         assert resumed_at - stalled_at > 1.0
         gap = max(b - a for a, b in itertools.pairwise(pings))
         assert gap > 1.5, f"largest gap between pings {gap:.2f} s: the stall did not stop them"
