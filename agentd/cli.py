@@ -33,13 +33,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"agentd: configuration error: {exc}", file=sys.stderr)
+        print(f"agentd: configuration error: {_redacted(str(exc))}", file=sys.stderr)
         return EX_CONFIG
     except AgentdError as exc:
-        print(f"agentd: error ({exc.error_kind}): {exc}", file=sys.stderr)
+        print(f"agentd: error ({exc.error_kind}): {_redacted(str(exc))}", file=sys.stderr)
         return EX_FAILURE
     except KeyboardInterrupt:
         return EX_FAILURE
+
+
+def _redacted(message: str) -> str:
+    """Error messages echo bad values; an operator may have pasted a key into one."""
+    from agentd.logs import Redactor
+    from agentd.secrets import Secrets
+
+    try:
+        secrets = Secrets.load().known_values()
+    except AgentdError:
+        secrets = []
+    return str(Redactor(secrets)(message))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,9 +138,11 @@ def _print_tree(data: dict[str, Any], path: str) -> None:
 
 
 def _cmd_devices(_args: argparse.Namespace) -> int:
+    import dataclasses
+
     from agentd.audio.devices import list_devices
 
-    report: dict[str, Any] = {"alsa": list_devices()}
+    report: dict[str, Any] = {"alsa": dataclasses.asdict(list_devices())}
     try:
         from agentd.gpio.diagnostics import describe_gpio
 

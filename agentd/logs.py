@@ -33,6 +33,8 @@ REDACTED = "<redacted>"
 NOISY_LOGGERS = (
     "httpx",
     "httpcore",
+    "httpx2",  # openai 3.x's vendored HTTP client: one INFO line per request otherwise
+    "httpcore2",
     "websockets",
     "openai",
     "elevenlabs",

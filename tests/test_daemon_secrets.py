@@ -169,10 +169,6 @@ def test_canary_keys_never_leave_and_no_audio_is_written(tmp_path: Path, journal
     assert not any(p.startswith(str(daemon.cwd)) for p in written), sorted(written)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cli.main prints ConfigError messages (which echo bad values) unredacted",
-)
 def test_check_config_error_does_not_echo_a_pasted_key(tmp_path: Path) -> None:
     """An operator pastes the key into a config value: the error must still hide it."""
     key = canary()

@@ -8,6 +8,7 @@ WAV (left = what the mic heard, right = what the agent said) for listening back.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import wave
@@ -51,7 +52,7 @@ class SimSpeaker:
         self._gain = 1.0
         self._paused = False
         self._new_reply = True
-        self._last_at_ms = 0.0
+        self._heard_until_ms = 0.0  # end of the last period actually played
         self._clock: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -82,14 +83,14 @@ class SimSpeaker:
             self._queued = 0
             self._paused = False
             self._new_reply = True
-            self.silent_since_ms = self._last_at_ms
-        self.reference.push_silence_after(self._last_at_ms)
+            self.silent_since_ms = self._heard_until_ms
+        self.reference.push_silence_after(self._heard_until_ms)
 
     def pause(self) -> None:
         with self._lock:
             self._paused = True
-            self.silent_since_ms = self._last_at_ms
-        self.reference.push_silence_after(self._last_at_ms)
+            self.silent_since_ms = self._heard_until_ms
+        self.reference.push_silence_after(self._heard_until_ms)
 
     def resume(self) -> None:
         with self._lock:
@@ -98,7 +99,9 @@ class SimSpeaker:
     def advance(self, at_ms: float) -> bytes:
         """Play the period starting at `at_ms`; returns what left the speaker (or b"")."""
         with self._lock:
-            self._last_at_ms = at_ms
+            # Nothing (more) leaves the speaker from here: the period that did play
+            # stays in the reference, its echo is still on its way to the mic.
+            self._heard_until_ms = max(self._heard_until_ms, at_ms)
             if self._paused or not self._queue:
                 return b""
             out = bytearray()
@@ -110,6 +113,7 @@ class SimSpeaker:
                     head = head[:need]
                 out += head
             self._queued -= len(out)
+            self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
             new_reply, self._new_reply = self._new_reply, False
         chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
         self.stats.frames += len(chunk) // 2
@@ -161,6 +165,7 @@ class SimSpeaker:
             return
         t0 = min(starts)
         left, right = (_place(track, t0, self.format) for track in tracks)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with wave.open(path, "wb") as wav:
             wav.setnchannels(2)
             wav.setsampwidth(2)

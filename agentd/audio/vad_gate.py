@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from agentd.audio import dsp
 from agentd.audio.format import AudioFormat
 from agentd.config.sections_audio import VadConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
@@ -18,6 +19,8 @@ from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 GateEvent = SpeechStarted | VoicedAudio | SpeechEnded
 VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates webrtcvad accepts
 VAD_FRAME_MS = (10, 20, 30)  # the only frame lengths webrtcvad accepts
+NOISE_RISE = 1.002  # noise-floor tracker: instant fall, ~0.4 dB/s rise at 50 frames/s
+ABSOLUTE_FLOOR = (32768.0 * 10 ** (-70 / 20)) ** 2  # -70 dBFS: digital silence is no floor
 
 
 class VadGate:
@@ -46,6 +49,8 @@ class VadGate:
         self._last_voiced_ms = 0.0
         self._unvoiced_run = 0
         self._hangover_left = -1  # >= 0 while sending the hangover tail
+        self._noise = 0.0  # tracked noise floor (mean square)
+        self._margin = 10.0 ** (config.energy_margin_db / 10.0)
         self.last_voiced = False  # exposed for the barge-in detector
 
     @property
@@ -86,8 +91,23 @@ class VadGate:
         self._pending_at_ms += self.format.duration_ms(offset)
         return events
 
+    def _voiced(self, frame: bytes) -> bool:
+        """webrtcvad's verdict, confirmed by energy above the tracked noise floor.
+
+        webrtcvad alone keeps calling the quiet tail after a word "speech" for 100 ms or
+        more in room noise; that tail delays the local endpoint (and ForceEndpoint) by as
+        much, which the visitor hears as latency. The floor falls instantly and rises
+        slowly, so it follows the room, not the speech.
+        """
+        energy = dsp.mean_square(frame)
+        if self._noise == 0.0 or energy < self._noise:
+            self._noise = max(energy, ABSOLUTE_FLOOR)
+        else:
+            self._noise *= NOISE_RISE
+        return energy > self._noise * self._margin and self.is_speech(frame)
+
     def _step(self, frame: bytes, at_ms: float, events: list[GateEvent]) -> None:
-        voiced = self.is_speech(frame)
+        voiced = self._voiced(frame)
         self.last_voiced = voiced
         self._window.append(voiced)
         if not self._open:

@@ -41,6 +41,13 @@ class VadConfig:
         doc="Unvoiced run that closes the gate. Closing sends STT ForceEndpoint, so "
         "frames x period + hangover is the local endpointing delay (300 ms by default).",
     )
+    energy_margin_db: float = setting(
+        9.0,
+        min=0.0,
+        max=40.0,
+        doc="A voiced frame must also be this far above the tracked noise floor; "
+        "0 = webrtcvad alone.",
+    )
     preroll_ms: int = setting(400, min=300, max=2000, doc="Replayed when the gate opens.")
     hangover_ms: int = setting(0, min=0, max=3000, doc="Extra open time after the stop run.")
     min_speech_ms: int = setting(250, min=0, max=5000)
@@ -75,6 +82,13 @@ class BargeInConfig:
         max=20.0,
         doc="Assumed speaker->mic coupling until learned (first ~0.5 s after start-up; "
         "kept between replies). -6 dB = the loudest coupling the bench guarantees.",
+    )
+    reverb_rt60_ms: float = setting(
+        450.0,
+        min=100.0,
+        max=2000.0,
+        doc="Room reverberation time: how long played audio keeps counting as possible "
+        "echo once the delay is locked. Longer = safer in a live room, slower barge-in.",
     )
 
 

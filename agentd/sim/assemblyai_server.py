@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from agentd.audio import dsp
 from agentd.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ class Endpointer:
         return []
 
     def _voiced(self, frame: bytes) -> bool:
-        samples = memoryview(frame).cast("h")
-        mean_sq = sum(s * s for s in samples) / max(1, len(samples))
+        # C-speed energy: this runs in the daemon's process during benchmarks, and a
+        # pure-Python loop here would show up as GIL contention in the daemon's figures.
+        mean_sq = dsp.mean_square(frame)
         if 10 * math.log10(mean_sq / 32768.0**2 + 1e-12) < _ENERGY_FLOOR_DB:
             return False
         return self._vad is None or bool(self._vad.is_speech(frame, self.rate_hz))
