@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agentd.audio.recorder import TurnRecorder
 from agentd.config import Config
 from agentd.events import LinkState
 from agentd.secrets import Secrets
@@ -41,6 +42,7 @@ class ConversationParts:
     sanitize: Callable[[str], str]
     min_clause_chars: int
     buttons: Any  # ButtonsConfig: what each press means
+    recorder: TurnRecorder
     out_bytes_per_s: float
     in_bytes_per_s: float
 
@@ -173,6 +175,7 @@ def build_conversation(
         sanitize=speakable,
         min_clause_chars=config.tts.min_clause_chars,
         buttons=config.gpio.buttons,
+        recorder=TurnRecorder(config.privacy.record_audio_dir, in_rate),
         out_bytes_per_s=out_rate * 2,
         in_bytes_per_s=in_rate * 2,
     )

@@ -98,7 +98,7 @@ class Orchestrator:
         parts = self.parts
         self._remember(pcm, at_ms)
         if self._ptt_active:
-            parts.stt.feed(pcm)
+            self._to_stt(pcm)
             if parts.talk_mode == "press":
                 # Press-to-start: the visitor's own pause ends the turn.
                 ended = any(isinstance(e, SpeechEnded) for e in parts.gate.process(pcm, at_ms))
@@ -111,7 +111,7 @@ class Orchestrator:
             for event in parts.barge_in.process(pcm, at_ms, parts.gate.last_voiced):
                 self.handle(event)
         if self._direct_feed:
-            parts.stt.feed(pcm)
+            self._to_stt(pcm)
             for event in gate_events:
                 if isinstance(event, SpeechEnded):
                     self._direct_feed = False
@@ -121,6 +121,13 @@ class Orchestrator:
             return  # our own voice: the barge-in detector decides, not the gate
         for event in gate_events:
             self.handle(event)
+
+    def _to_stt(self, pcm: bytes) -> None:
+        """Everything the cloud hears goes through here (metrics, debug recording)."""
+        self.parts.stt.feed(pcm)
+        self.parts.recorder.add(pcm)
+        if self._clock is not None:
+            self._clock.audio_in_bytes += len(pcm)
 
     def _remember(self, pcm: bytes, at_ms: float) -> None:
         recent = self._recent
@@ -141,9 +148,7 @@ class Orchestrator:
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, VoicedAudio):
-            self.parts.stt.feed(event.pcm)
-            if self._clock is not None:
-                self._clock.audio_in_bytes += len(event.pcm)
+            self._to_stt(event.pcm)
         elif isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif isinstance(event, SpeechEnded):
@@ -194,8 +199,7 @@ class Orchestrator:
         self._clock = TurnClock(speech_start_ms=event.at_ms)
         self.parts.stt.begin_utterance()
         if event.preroll:
-            self.parts.stt.feed(event.preroll)
-            self._clock.audio_in_bytes += len(event.preroll)
+            self._to_stt(event.preroll)
         self._set_state(AgentState.LISTENING)
 
     def _on_speech_ended(self, event: SpeechEnded) -> None:
@@ -233,6 +237,10 @@ class Orchestrator:
         clock = self._clock or TurnClock()
         self._clock = None
         clock.final_ms = event.at_ms
+        if text:
+            self.parts.recorder.save(clock.turn_id)
+        else:
+            self.parts.recorder.discard()
         if clock.speech_end_ms is None and not self._ptt_active:
             # The STT final beat our own endpoint: the gate still knows when the voice ended.
             clock.speech_end_ms = self.parts.gate.voice_end_ms
@@ -404,7 +412,7 @@ class Orchestrator:
         onset_from = event.onset_ms - 100  # a little before the detected onset
         for at_ms, pcm in self._recent:
             if at_ms >= onset_from:
-                self.parts.stt.feed(pcm)
+                self._to_stt(pcm)
         self._direct_feed = True
         self._set_state(AgentState.LISTENING)
 

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libsystemd-dev systemd                         # systemd-python build, journald, systemd-analyze
   mosquitto mosquitto-clients                    # real broker + CLI clients for the MQTT tests
   espeak-ng sox                                  # real speech/noise for emulators, sim mic, fallback
+  strace                                         # tests: prove no audio file is ever written
 )
 
 missing=()

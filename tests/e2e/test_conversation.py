@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,26 @@ async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
     heard = assistant[0]
     assert heard.split()[0] == "Welcome"
     assert len(heard) < len(reply) * 0.8  # truncated to what was played
+
+
+async def test_debug_recording_writes_exactly_what_stt_heard(
+    make_kiosk: Callable[..., SimulatedKiosk], tmp_path: Path
+) -> None:
+    import wave
+
+    record_dir = tmp_path / "recordings"
+    kiosk = make_kiosk([GREETING], extra_toml=f'[privacy]\nrecord_audio_dir = "{record_dir}"\n')
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    try:
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, timeout_s=20)
+        await kiosk.wait_for(lambda: any(record_dir.glob("*.wav")), 5)
+    finally:
+        await kiosk.stop()
+    turn_id = kiosk.observed.turns[0].turn_id
+    with wave.open(str(record_dir / f"{turn_id}.wav")) as wav:
+        recorded = wav.readframes(wav.getnframes())
+    sent = bytes(stack.stt.sessions[0].audio)
+    assert len(recorded) > 16000  # > 0.5 s of speech
+    assert sent.startswith(recorded[: len(recorded) // 2])  # the same audio the cloud got
