@@ -39,7 +39,7 @@ GAP_FRAMES = 3  # non-visitor frames tolerated inside one visitor burst (syllabl
 PAUSED_GAP_FRAMES = 12  # once paused, word/comma gaps up to 240 ms keep the burst alive
 DELAY_SWITCH_CORR = 0.05  # a locked delay moves only for a clearly better correlation
 ENVELOPE_FLOOR_DB = -75.0  # below any room's noise floor at a Pi mic's gain
-REVERB_TAIL_MS = 30  # echo keeps arriving this long after the direct path (small room)
+REVERB_TAIL_MS = 150  # older reply audio is > 20 dB down even at RT60 0.45 s
 NOISE_RISE = 1.002  # noise-floor tracker: slow rise per frame, instant fall
 
 
@@ -115,13 +115,14 @@ class BargeInDetector:
         self._margin = 10.0 ** (config.echo_margin_db / 10.0)
         self._fast_margin = 10.0 ** (config.fast_margin_db / 10.0)
         prior = 10.0 ** (config.echo_prior_db / 10.0)
-        self._bands = (_Band(prior), _Band(prior))  # full band, high band
+        self._bands = tuple(_Band(prior) for _ in range(dsp.BANDS))
+        self._decay_db_per_ms = 60.0 / config.reverb_rt60_ms  # RT60: 60 dB decay
         self._react_frames = max(1, -(-config.react_ms // frame_ms))
         self._min_frames = max(1, -(-config.min_speech_ms // frame_ms))
         self._mic_hist: deque[tuple[float, float]] = deque(maxlen=CORR_FRAMES)
         self._delay_ms: float | None = None  # None = not locked: use the whole window
         self._since_corr = 0
-        self._samples: list[float | None] = [None, None]  # this frame's echo ratios
+        self._samples: list[float | None] = [None] * dsp.BANDS  # this frame's echo ratios
         self._onset_ms: float | None = None
         self._hits = 0
         self._voiced_hits = 0
@@ -160,7 +161,7 @@ class BargeInDetector:
         """One mono mic frame captured at `at_ms` with the VAD's verdict."""
         if not self.config.enabled:
             return []
-        energies = (dsp.mean_square(frame), dsp.high_band_mean_square(frame))
+        energies = dsp.band_energies(frame)
         for band, energy in zip(self._bands, energies, strict=True):
             band.track_noise(energy)
         events: list[BargeInEvent] = []
@@ -192,9 +193,9 @@ class BargeInDetector:
 
     # --- echo model -------------------------------------------------------------------
 
-    def _excess(self, energies: tuple[float, float], at_ms: float) -> float:
+    def _excess(self, energies: tuple[float, ...], at_ms: float) -> float:
         """How far the mic exceeds the predicted echo + noise (power ratio, best band)."""
-        self._samples = [None, None]
+        self._samples = [None] * dsp.BANDS
         if self.config.mode == "aec":
             noise = self._bands[0].noise
             return energies[0] / noise if noise > 0 else 0.0
@@ -208,14 +209,15 @@ class BargeInDetector:
                 self._samples[i] = max(energy - band.noise, 0.0) / ref
         return excess
 
-    def _reference_at(self, at_ms: float) -> tuple[float, float]:
-        """Played energies (full, high band) that can be arriving in this frame."""
+    def _reference_at(self, at_ms: float) -> tuple[float, ...]:
+        """Played energies per band that can be arriving in this frame."""
         if self._delay_ms is None:  # not locked: anything in the search window
             return self.tap.max_energies(at_ms - MAX_DELAY_MS, at_ms + self.frame_ms)
-        # +-1 block for delay jitter, plus 30 ms of room reverberation tail.
-        start = at_ms - self._delay_ms - DELAY_STEP_MS - REVERB_TAIL_MS
+        # Direct path +-1 block of delay jitter at full weight; older audio as the room's
+        # reverberation tail, decaying at the configured RT60.
+        start = at_ms - self._delay_ms - DELAY_STEP_MS
         end = at_ms - self._delay_ms + self.frame_ms + DELAY_STEP_MS
-        return self.tap.max_energies(start, end)
+        return self.tap.max_energies(start, end, REVERB_TAIL_MS, self._decay_db_per_ms)
 
     def _estimate_delay(self) -> None:
         hist = list(self._mic_hist)
@@ -260,7 +262,8 @@ class BargeInDetector:
                 if self._suspected and not self._latched:
                     self.stats["dismissed"] += 1
                     events.append(BargeInDismissed(at_ms, self._onset_ms))
-                if not self._latched:  # not the visitor after all: echo evidence
+                if not self._suspected:  # not the visitor after all: echo evidence
+                    # (once paused, the reference no longer matches what the mic hears)
                     for band in self._bands:
                         for ratio in band.pending:
                             band.learn(ratio, self._delay_ms is not None)

@@ -62,6 +62,19 @@ def high_band_mean_square(pcm: bytes) -> float:
     return float(rms * rms)
 
 
+BANDS = 2  # entries of band_energies()
+
+
+def band_energies(pcm: bytes) -> tuple[float, ...]:
+    """Mean squares per analysis band: (full band, high band).
+
+    More bands (8-tap boxcar < 1 kHz, (1 - z^-4)(1 + z^-1) mid, second difference) were
+    tried: faster reactions, but the low band paused replies on reverberant echo alone
+    (see .readme-parts/audio-bench.md).
+    """
+    return mean_square(pcm), high_band_mean_square(pcm)
+
+
 def energy_db(ms: float) -> float:
     """Mean square to dBFS (full-scale square wave = 0 dB)."""
     if ms <= 0.0:

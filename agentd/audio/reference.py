@@ -19,16 +19,17 @@ HISTORY_MS = 4000  # > delay search window + correlation window of the detector
 
 
 class ReferenceTap:
-    """Short ring of (start_ms, mean_square, high-band mean_square) blocks of played audio.
+    """Short ring of (start_ms, band energies) blocks of played audio (dsp.band_energies).
 
-    The high band (first difference, +6 dB/octave) is what fricative onsets ("s", "h",
-    "th") of a visitor stand out in while the reply's vowels dominate the full band.
+    Per band, because a visitor's sound often stands out in one band only: fricative
+    onsets ("s", "h", "th") in the high band while the reply's vowels dominate the full
+    band, a vowel in the low band while the reply hisses.
     """
 
     def __init__(self, fmt: AudioFormat, history_ms: int = HISTORY_MS) -> None:
         self.format = fmt
         self._block_bytes = fmt.bytes_for_ms(BLOCK_MS)
-        self._blocks: deque[tuple[float, float, float]] = deque(maxlen=history_ms // BLOCK_MS)
+        self._blocks: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=history_ms // BLOCK_MS)
         self._lock = threading.Lock()
         self._last_end_ms = -1e18
 
@@ -39,7 +40,7 @@ class ReferenceTap:
         for offset in range(0, len(pcm) - size + 1, size):
             t = at_ms + offset / self.format.bytes_per_frame / self.format.rate_hz * 1000.0
             block = pcm[offset : offset + size]
-            items.append((t, dsp.mean_square(block), dsp.high_band_mean_square(block)))
+            items.append((t, dsp.band_energies(block)))
         with self._lock:
             self._blocks.extend(items)
             if items:
@@ -61,19 +62,28 @@ class ReferenceTap:
         """Largest block energy overlapping [start_ms, end_ms); 0.0 when nothing played."""
         return self.max_energies(start_ms, end_ms)[0]
 
-    def max_energies(self, start_ms: float, end_ms: float) -> tuple[float, float]:
-        """(full band, high band) maxima over blocks overlapping [start_ms, end_ms)."""
+    def max_energies(
+        self, start_ms: float, end_ms: float, tail_ms: float = 0.0, decay_db_per_ms: float = 0.0
+    ) -> tuple[float, ...]:
+        """Per band, the largest block energy overlapping [start_ms, end_ms).
+
+        With `tail_ms`, blocks up to `tail_ms` before `start_ms` count too, attenuated by
+        `decay_db_per_ms` per ms of age: what the room still rings with (reverberation).
+        """
         with self._lock:
             blocks = list(self._blocks)
-        best = best_hf = 0.0
-        for t, e, hf in reversed(blocks):
+        best = [0.0] * dsp.BANDS
+        oldest = start_ms - tail_ms
+        for t, energies in reversed(blocks):
             if t >= end_ms:
                 continue
-            if t + BLOCK_MS <= start_ms:
+            if t + BLOCK_MS <= oldest:
                 break
-            best = max(best, e)
-            best_hf = max(best_hf, hf)
-        return best, best_hf
+            age = start_ms - (t + BLOCK_MS)
+            weight = 10.0 ** (-decay_db_per_ms * age / 10.0) if age > 0 else 1.0
+            for i, e in enumerate(energies):
+                best[i] = max(best[i], e * weight)
+        return tuple(best)
 
     def envelope(self, start_ms: float, count: int, step_ms: float) -> list[float]:
         """Energies sampled every `step_ms` from `start_ms` (max over each step)."""
@@ -81,7 +91,8 @@ class ReferenceTap:
             blocks = list(self._blocks)
         out = [0.0] * count
         end = start_ms + count * step_ms
-        for t, e, _hf in blocks:
+        for t, energies in blocks:
+            e = energies[0]
             if t + BLOCK_MS <= start_ms or t >= end:
                 continue
             first = max(0, int((t - start_ms) // step_ms))

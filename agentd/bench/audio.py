@@ -58,6 +58,35 @@ OFFSETS_MS = (300, 700, 1300, 2100, 3000, 4200)  # visitor onset into the reply
 COUPLINGS_DB = (-20.0, -10.0, -6.0)
 DELAYS_MS = (20.0, 50.0, 80.0)
 QUICK_STRIDE = 5  # --quick: every 5th (line, offset) pair per room, shifted per room
+# Room reverberation after the direct path: (delay ms, amplitude) taps decaying 20 dB per
+# 100 ms (RT60 ~0.3 s, a furnished shop or office); tail energy -5 dB below the direct
+# sound, more than a mic a few cm from the kiosk speaker usually sees.
+REVERB_TAPS = tuple((t, 0.45 * 10.0 ** (-t / 100.0)) for t in (11, 19, 29, 41, 59, 83))
+
+
+class ReverbSpeaker(SimSpeaker):
+    """SimSpeaker whose sound reaches the mic with a reverberant tail (bench echo path).
+
+    What the speaker *played* (`played`, the reference tap, the reaction time) stays the
+    dry signal; only what `advance()` hands to the SimMic as echo rings on.
+    """
+
+    def __init__(self, taps: tuple[tuple[int, float], ...] = REVERB_TAPS) -> None:
+        super().__init__()
+        self._taps = [(self.format.bytes_for_ms(t), a) for t, a in taps]
+        self._history = bytes(max((n for n, _ in self._taps), default=0))
+
+    def advance(self, at_ms: float) -> bytes:
+        dry = super().advance(at_ms)
+        period = self.format.bytes_for_ms(self.period_ms)
+        self._history += dry or bytes(period)
+        end = len(self._history)
+        wet = dry or bytes(period)
+        for shift, amp in self._taps:
+            tap = self._history[end - period - shift : end - shift]
+            wet = dsp.mix(wet, dsp.apply_gain(tap, amp))
+        self._history = self._history[period:]
+        return wet if any(wet) else dry
 
 
 @dataclass(slots=True)
@@ -108,10 +137,12 @@ def run_overlap(
     noise_db: float = -50.0,
     detector: BargeInDetector | None = None,
     reply: str = REPLY_TEXT,
+    reverb: bool = True,
 ) -> Trial:
     """Agent replies; the visitor (if any) talks over it `visitor_at_ms` into the reply.
 
     Pass `detector` to keep one across replies (what it learned stays, as in the daemon).
+    The echo path has a reverberant tail (REVERB_TAPS) unless `reverb` is False.
     """
     from agentd.sim.speech import render_speech
 
@@ -122,7 +153,7 @@ def run_overlap(
             "turn": [{"visitor": visitor, "pause_before_ms": visitor_at_ms}],
         }
     )
-    speaker = SimSpeaker()
+    speaker = ReverbSpeaker() if reverb else ReverbSpeaker(taps=())
     mic = SimMic(
         scenario, speaker=speaker, realtime=False, echo_db=coupling_db, echo_delay_ms=delay_ms
     )

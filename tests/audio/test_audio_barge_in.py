@@ -138,3 +138,37 @@ def test_sim_conversation_wav_and_faults(tmp_path: Path) -> None:
     with wave.open(str(wav_path)) as wav:
         assert wav.getnchannels() == 2
         assert wav.getnframes() / 16000 > 1.5
+
+
+def test_pause_keeps_the_period_already_played_in_the_reference() -> None:
+    speaker = SimSpeaker()
+    tone = render_speech("Hello there.", 16000)
+    speaker.write(tone)
+    played = b""
+    at = 0.0
+    while not any(played):  # advance until a loud period has left the speaker
+        played = speaker.advance(at)
+        at += speaker.period_ms
+    last = at - speaker.period_ms
+    speaker.pause()
+    # Its echo is still on the way to the mic: the reference must keep it...
+    assert speaker.reference.max_energy(last, last + speaker.period_ms) > 0.0
+    assert speaker.reference.last_played_ms() == last + speaker.period_ms
+    assert speaker.silent_since_ms == last + speaker.period_ms
+    # ...and nothing is played while paused.
+    assert speaker.advance(at) == b""
+
+
+def test_reference_reverb_tail_decays_at_the_given_rate() -> None:
+    fmt = AudioFormat(16000)
+    tap = ReferenceTap(fmt)
+    loud = render_speech("Ah.", 16000)
+    block = fmt.bytes_for_ms(10)
+    peak = max(range(0, len(loud) - block, block), key=lambda k: sum(loud[k : k + block]))
+    tap.push(loud[peak : peak + block], 0.0)  # one block, [0, 10) ms
+    direct = tap.max_energies(0.0, 20.0)[0]
+    assert direct > 0.0
+    assert tap.max_energies(40.0, 60.0)[0] == 0.0  # no tail asked for: gone
+    tailed = tap.max_energies(40.0, 60.0, tail_ms=100.0, decay_db_per_ms=0.1)[0]
+    assert tailed == pytest.approx(direct * 10.0 ** (-0.1 * 30.0 / 10.0), rel=1e-6)
+    assert tap.max_energies(200.0, 220.0, tail_ms=100.0, decay_db_per_ms=0.1)[0] == 0.0
