@@ -230,6 +230,9 @@ class Orchestrator:
 
     def _on_turn_finalized(self, event: TurnFinalized) -> None:
         text = event.text.strip()
+        if self.muted:
+            self.parts.recorder.discard()
+            return  # a turn cut by mute: the visitor asked not to be listened to
         if text and self._carry_text:
             text = f"{self._carry_text} {text}"
         if text:
@@ -447,15 +450,25 @@ class Orchestrator:
             self.handle(command)
 
     def set_muted(self, muted: bool) -> None:
-        self.muted = muted
-        if muted:
+        was_muted, self.muted = self.muted, muted
+        self.parts.gate.set_muted(muted)  # an open utterance is dropped, not finished
+        if muted and not was_muted:
             self.cancel_reply("muted")
-            self._ptt_active = False
+            self._ptt_active = self._direct_feed = False
+            if self._clock is not None:
+                # Whatever the visitor said so far is not sent on: close the STT turn and
+                # ignore its transcript (see _on_turn_finalized).
+                self._clock = None
+                self.parts.stt.end_utterance()
             self._set_state(AgentState.MUTED)
         elif self.state is AgentState.MUTED:
             self._set_state(AgentState.IDLE)
 
     def _on_link_fault(self, fault: FaultRaised) -> None:
+        if self.muted and fault.error_kind == "stt_timeout":
+            # The turn was cut by mute on purpose: no transcript is expected, no fault.
+            log.debug("stt: no final for a muted turn (expected)")
+            return
         self._fault(fault)
         if fault.link == "stt" and self.state is AgentState.LISTENING:
             # The visitor spoke but no transcript will come: say so rather than go silent.

@@ -183,7 +183,7 @@ async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
         await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, timeout_s=20)
         await asyncio.sleep(1.2)
         assert orchestrator.cancel_reply("test cancel")
-        cancelled_at = speaker._last_at_ms
+        cancelled_at = speaker.silent_since_ms or 0.0
         await kiosk.wait_for(lambda: any(r.disconnected for r in stack.tts.requests), 5)
         await asyncio.sleep(0.3)
         messages = orchestrator.parts.history.messages_for_request("next")
