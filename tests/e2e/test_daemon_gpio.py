@@ -68,7 +68,7 @@ async def test_buttons_and_leds_drive_the_daemon(
             "visitor": "And where are the toilets?",
             "reply": "Next to the lifts.",
             "pause_before_ms": 1500,
-        },  # fmt: skip
+        },
     ]
     paced = ServiceProfile(stt_final_ms=100, llm_ttft_ms=80, llm_chunk_ms=5, tts_ttfb_ms=30,
                            tts_pace=1.0)  # fmt: skip
