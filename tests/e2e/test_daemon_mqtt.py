@@ -128,3 +128,53 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
     assert not bad_reload["ok"] and "audio.vad.aggressiveness" in json.dumps(bad_reload)
     assert good_reload["ok"] and still_running
     assert restart["ok"] and code == 75  # EX_TEMPFAIL: systemd's Restart=on-failure restarts
+
+
+async def test_no_secret_ever_reaches_mqtt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Canary keys (cloud and MQTT password) never appear in any MQTT traffic."""
+    import secrets as pysecrets
+
+    api_canary = f"sk-canary-{pysecrets.token_hex(12)}"
+    mqtt_canary = f"pw-canary-{pysecrets.token_hex(12)}"
+    broker = Mosquitto(
+        tmp_path, users={DEVICE: mqtt_canary, "watcher": "watcher-pw"}, allow_anonymous=False
+    ).start()
+    watch = subprocess.Popen(
+        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-u", "watcher",
+         "-P", "watcher-pw", "-t", "#", "-v", "-V", "5"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    monkeypatch.setenv("MQTT_PASSWORD", mqtt_canary)
+    extra = mqtt_toml(broker) + f'username = "{DEVICE}"\n'
+    turns = [{"visitor": "Hello, is anyone there?", "reply": "Yes, I am here.",
+              "pause_before_ms": 600}]  # fmt: skip
+    scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=8000)
+    kiosk = SimulatedKiosk(
+        scenario, tmp_path / "out", profile=FAST, extra_toml=extra, api_key=api_canary
+    )
+    try:
+        runtime = await kiosk.start()
+        await kiosk.wait_for(lambda: runtime.links["mqtt"].value == "connected", 10)
+        assert kiosk.stack is not None
+        kiosk.stack.tts.faults.status = 401  # an auth fault: its report must not echo the key
+        kiosk.stack.tts.faults.remaining = 1
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, 20)
+        status = await asyncio.to_thread(
+            subprocess.run,
+            ["mosquitto_rr", "-h", broker.host, "-p", str(broker.port), "-u", "watcher",
+             "-P", "watcher-pw", "-V", "5", "-W", "10", "-t", f"agentd/{DEVICE}/cmd/status",
+             "-e", f"agentd/{DEVICE}/reply/console", "-m", ""],
+            capture_output=True, text=True, timeout=15, check=False,
+        )  # fmt: skip
+        await asyncio.sleep(1.5)
+    finally:
+        await kiosk.stop()
+        broker.kill()
+        watch.terminate()
+    traffic, _ = watch.communicate(timeout=5)
+    assert f"agentd/{DEVICE}/event/fault" in traffic  # the fault was published ...
+    assert f"agentd/{DEVICE}/metrics/turn" in traffic
+    assert '"ok": true' in status.stdout or '"ok":true' in status.stdout
+    for canary in (api_canary, mqtt_canary):  # ... and no secret anywhere
+        assert canary not in traffic
+        assert canary not in status.stdout
