@@ -372,6 +372,8 @@ def print_report(report: SoakReport) -> None:
         print(
             f"  fds/threads/tasks   {s.fds}/{s.threads}/{s.tasks} -> {e.fds}/{e.threads}/{e.tasks}"
         )
+        print(f"  RSS trend (MB)      {[round(x.rss_kb / 1024, 1) for x in report.trend]}")
+        print(f"  fds trend           {[x.fds for x in report.trend]}")
 
 
 def main(argv: list[str]) -> int:
