@@ -326,6 +326,7 @@ class Orchestrator:
             sanitize=parts.sanitize,
             report_fault=self._fault,
             clock=clock,
+            bytes_per_s=parts.out_bytes_per_s,
         )
 
     def _launch(self, coro: Any, reply: ReplyPipeline) -> None:

@@ -23,6 +23,8 @@ from agentd.turn_clock import TurnClock
 
 log = logging.getLogger("agentd.reply")
 
+MAX_AHEAD_S = 6.0  # synthesized-but-unplayed audio kept ahead of the speaker
+
 
 class LlmPort(Protocol):
     def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncGenerator[Any, None]: ...
@@ -77,6 +79,7 @@ class ReplyPipeline:
         sanitize: Callable[[str], str],
         report_fault: Callable[[FaultRaised], None],
         clock: TurnClock,
+        bytes_per_s: float = 32000.0,
     ) -> None:
         self._llm = llm
         self._tts = tts
@@ -86,6 +89,7 @@ class ReplyPipeline:
         self._sanitize = sanitize
         self._report_fault = report_fault
         self.clock = clock
+        self._bytes_per_s = bytes_per_s
         self._clauses: list[SpokenClause] = []
         self._written = 0
         self._start_played = speaker.played_bytes()
@@ -176,6 +180,7 @@ class ReplyPipeline:
             text = self._sanitize(clause)
             if not text:
                 continue
+            await self._wait_for_room()
             await self._speak_one(text, previous_text=previous)
             previous = text
 
@@ -207,6 +212,18 @@ class ReplyPipeline:
                 if chunk:
                     self.clock.mark_first("tts_first_byte_ms", now_ms())
                     self._write(chunk)
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: keep at most MAX_AHEAD_S of synthesized audio unplayed.
+
+        TTS runs faster than real time; without this a long reply would be synthesized
+        (and paid for) in full even if the visitor cancels after one sentence, and the
+        device queue would fill.
+        """
+        limit = int(self._bytes_per_s * MAX_AHEAD_S)
+        # The play position lives on the device thread: poll it, 20 times a second.
+        while self._written - (self._speaker.played_bytes() - self._start_played) > limit:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     def _write(self, pcm: bytes) -> None:
         if not pcm:

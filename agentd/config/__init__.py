@@ -23,6 +23,7 @@ from agentd.config.sections_tts import FallbackConfig, TtsConfig
 from agentd.errors import ConfigError
 
 DEFAULT_PATH = "/etc/agentd/agentd.toml"
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kB; /dev/zero must not eat the RAM
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,11 @@ def _read_merged(path: Path, depth: int) -> dict[str, Any]:
     if depth > 4:
         raise ConfigError("include", "includes nested too deep", str(path), "at most 4 levels")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError("", f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError("", f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -219,3 +219,39 @@ async def test_debug_recording_writes_exactly_what_stt_heard(
     sent = bytes(stack.stt.sessions[0].audio)
     assert len(recorded) > 16000  # > 0.5 s of speech
     assert sent.startswith(recorded[: len(recorded) // 2])  # the same audio the cloud got
+
+
+async def test_long_reply_is_synthesized_only_a_few_seconds_ahead(
+    make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
+) -> None:
+    """Backpressure: a cancelled long reply was never synthesized (nor paid for) in full."""
+    sentences = [
+        f"This is sentence number {i} of a very long answer about the building."
+        for i in range(1, 16)
+    ]
+    reply = " ".join(sentences)
+    kiosk = make_kiosk(
+        [
+            {
+                "visitor": "Tell me everything about this place.",
+                "reply": reply,
+                "pause_before_ms": 400,
+            }
+        ],
+        tail_ms=8000,
+    )
+    await kiosk.start()
+    stack = kiosk.stack
+    assert stack is not None
+    orchestrator = kiosk.runtime.orchestrator
+    try:
+        await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, timeout_s=20)
+        await asyncio.sleep(2.0)
+        requested_while_playing = sum(len(r.text) for r in stack.tts.requests)
+        orchestrator.cancel_reply("test")
+        await kiosk.wait_for(lambda: not orchestrator.reply_in_flight, 5)
+    finally:
+        await kiosk.stop()
+    # 15 sentences are ~40 s of speech; only ~8 s (2 s played + 6 s ahead) may be asked for.
+    assert requested_while_playing < len(reply) / 2
+    assert sum(len(r.text) for r in stack.tts.requests) < len(reply) / 2
