@@ -71,7 +71,7 @@ class Orchestrator:
         # tts, fallback, speaker, splitter factory, sanitize, formats.
         self.parts = parts
         self._reporter = reporter
-        self._log_transcripts = log_transcripts
+        self.log_transcripts = log_transcripts
         self.state = AgentState.IDLE
         self.muted = False
         self._ptt_active = False
@@ -251,7 +251,7 @@ class Orchestrator:
             self._set_state(AgentState.IDLE)
             return
         self.cancel_reply("new turn")
-        log_transcript(log, "visitor", text, clock.turn_id, enabled=self._log_transcripts)
+        log_transcript(log, "visitor", text, clock.turn_id, enabled=self.log_transcripts)
         self._reporter.transcript("visitor", text, clock.turn_id)
         log.info("turn started", extra=fields(turn_id=clock.turn_id, stage="stt"))
         self._start_reply(clock, text)
@@ -271,7 +271,7 @@ class Orchestrator:
                 await self._wait_played(reply)
                 parts.history.commit_turn(user_text, result.new_messages, reply.played_text())
                 heard = reply.played_text()
-                log_transcript(log, "agent", heard, clock.turn_id, enabled=self._log_transcripts)
+                log_transcript(log, "agent", heard, clock.turn_id, enabled=self.log_transcripts)
                 self._reporter.transcript("agent", heard, clock.turn_id)
             except asyncio.CancelledError:
                 if not reply.discard:

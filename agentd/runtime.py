@@ -64,10 +64,25 @@ class Runtime:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         config = self.config
-        self.audio = build_audio(config, loop, self._on_link, self._on_first_audio)
+        self._open_audio(config)
+        parts = await self._conversation(config)
+        self.orchestrator = Orchestrator(
+            parts=parts, reporter=self, log_transcripts=config.logging.log_transcripts
+        )
+        self._start_fleet(config)
+        self.audio.capture.start(self._frame_bridge(loop))
+        self.links["llm"] = self.links["tts"] = LinkState.CONNECTED  # HTTP: per request
+        self.state_changed(AgentState.IDLE)
+
+    def _open_audio(self, config: Config) -> None:
+        """Open the configured devices (capture not started yet) and note their state."""
+        self.audio = build_audio(config, self._require_loop(), self._on_link, self._on_first_audio)
         for name in ("capture", "playback"):
             device = getattr(self.audio, name)
             self.links[name] = getattr(device, "state", LinkState.DISCONNECTED)
+
+    async def _conversation(self, config: Config) -> Any:
+        """Build the conversation parts for `config` and get them ready to run."""
         parts = build_conversation(
             config=config,
             secrets=self.daemon.secrets,
@@ -77,14 +92,8 @@ class Runtime:
             call_staff=self._call_staff,
         )
         await parts.stt.start()
-        await asyncio.to_thread(parts.fallback.prerender)
-        self.orchestrator = Orchestrator(
-            parts=parts, reporter=self, log_transcripts=config.logging.log_transcripts
-        )
-        self._start_fleet(config)
-        self.audio.capture.start(self._frame_bridge(loop))
-        self.links["llm"] = self.links["tts"] = LinkState.CONNECTED  # HTTP: per request
-        self.state_changed(AgentState.IDLE)
+        await asyncio.to_thread(parts.fallback.prerender)  # espeak runs off the loop
+        return parts
 
     def _frame_bridge(self, loop: asyncio.AbstractEventLoop) -> Callable[[bytes, float], None]:
         def on_frame(pcm: bytes, at_ms: float) -> None:  # capture thread: never block
@@ -147,22 +156,11 @@ class Runtime:
         if new.audio.capture != old.audio.capture or new.audio.playback != old.audio.playback:
             await asyncio.to_thread(self.audio.capture.close)
             await asyncio.to_thread(self.audio.playback.close)
-            loop = self._require_loop()
-            self.audio = build_audio(new, loop, self._on_link, self._on_first_audio)
-            self.audio.capture.start(self._frame_bridge(loop))
+            self._open_audio(new)
+            self.audio.capture.start(self._frame_bridge(self._require_loop()))
         old_parts = orchestrator.parts
-        parts = build_conversation(
-            config=new,
-            secrets=self.daemon.secrets,
-            speaker=self.audio.speaker,
-            reference=self.audio.playback.reference,
-            emit=self._emit,
-            call_staff=self._call_staff,
-        )
-        await parts.stt.start()
-        await asyncio.to_thread(parts.fallback.prerender)
-        orchestrator.parts = parts
-        orchestrator._log_transcripts = new.logging.log_transcripts
+        orchestrator.parts = await self._conversation(new)
+        orchestrator.log_transcripts = new.logging.log_transcripts
         await old_parts.aclose()
         if (new.mqtt != old.mqtt or new.device != old.device) and self.mqtt is not None:
             await self.mqtt.stop()
