@@ -19,13 +19,14 @@ from typing import Any
 from agentd import __version__
 from agentd.config import Config, load_config
 from agentd.errors import AgentdError, ConfigError
-from agentd.events import AgentState
+from agentd.events import AgentState, LinkState
 from agentd.secrets import Secrets
 
 log = logging.getLogger("agentd.daemon")
 
 EXIT_RESTART = 75  # EX_TEMPFAIL: MQTT `restart` exits with it so Restart=on-failure restarts
 SHUTDOWN_BUDGET_S = 1.5  # systemd allows TimeoutStopSec; the brief asks for < 2 s
+READY_GRACE_S = 10.0  # wait this long for the audio devices before READY=1 (degraded)
 
 
 def run_daemon(config_path: str) -> int:
@@ -53,6 +54,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self.exit_code = 0
         self._stop = asyncio.Event()
+        self._absent_ticks = 0
         self.runtime: Any = None  # agentd.runtime.Runtime, built inside the loop
 
     async def run(self) -> int:
@@ -72,10 +74,11 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         feeder = WatchdogFeeder(
             notifier,
-            progress=lambda: self.runtime.orchestrator.frames_processed,
+            progress=self._audio_progress,
             stall_after_s=self.config.systemd.stall_after_s,
         )
         feeder.start()
+        await self._wait_for_audio(READY_GRACE_S)
         notifier.ready(self.runtime.status_text())
         log.info("agentd %s ready", __version__, extra={"STAGE": "ready"})
         try:
@@ -89,6 +92,33 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         return self.exit_code
+
+    async def _wait_for_audio(self, grace_s: float) -> None:
+        """READY=1 once the audio devices are open, or after `grace_s` in degraded mode.
+
+        A kiosk whose USB mic is unplugged must still come up (and say so on MQTT and in
+        STATUS=) rather than be killed by systemd's start timeout in a loop.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        links = self.runtime.links
+        while loop.time() < deadline and not self._stop.is_set():
+            if all(links[n] is LinkState.CONNECTED for n in ("capture", "playback")):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("audio devices not open yet; running degraded: %s", self.runtime.status_text())
+
+    def _audio_progress(self) -> int:
+        """The watchdog's progress counter: mic frames processed by the loop.
+
+        While the capture device is absent (unplugged, in backoff) its thread is busy
+        reopening it, not hung: count that as progress, so an unplugged mic leads to a
+        reported fault and a reopen, not to a restart loop.
+        """
+        runtime = self.runtime
+        if runtime.links["capture"] is not LinkState.CONNECTED:
+            self._absent_ticks += 1
+        return int(runtime.orchestrator.frames_processed) + self._absent_ticks
 
     def request_stop(self, exit_code: int = 0) -> None:
         self.exit_code = exit_code

@@ -125,3 +125,25 @@ def test_sighup_refuses_bad_config_and_applies_good_one(tmp_path: Path) -> None:
         assert " DEBUG " in daemon.stderr.text.split("configuration reloaded")[1]
         code, _ = daemon.terminate()
     assert code == 0
+
+
+def test_unplugged_mic_at_start_runs_degraded_and_keeps_the_watchdog_fed(tmp_path: Path) -> None:
+    """A missing capture device: READY after the grace period with a degraded STATUS, the
+    device is retried, and the watchdog keeps being fed (no restart loop while unplugged)."""
+    scenario = write_scenario(tmp_path / "plain.toml", [{**GREETING, "pause_before_ms": 300}])
+    overrides = {
+        "systemd": {"stall_after_s": STALL_AFTER_S},
+        "audio": {"capture": {"backend": "alsa", "device": "agentd_no_such_mic"}},
+    }
+    with DaemonProcess(
+        tmp_path, scenario, watchdog_usec=WATCHDOG_USEC, overrides=overrides
+    ) as daemon:
+        ready = daemon.wait_ready(timeout_s=25)  # READY_GRACE_S (10 s) after start-up
+        assert "degraded" in ready.fields.get("STATUS", "")
+        assert "capture" in ready.fields.get("STATUS", "")
+        t0 = time.monotonic()
+        pings = daemon.notify.wait_for("WATCHDOG", since=t0, count=4, timeout_s=5)
+        assert pings[-1].at - pings[0].at < 3.0
+        daemon.wait_output("capture link backoff")
+        code, _ = daemon.terminate()
+        assert code == 0
