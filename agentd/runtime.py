@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentd.runtime")
 
 LINKS = ("capture", "playback", "stt", "llm", "tts", "mqtt")
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class Runtime:
@@ -63,6 +65,10 @@ class Runtime:
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        # CPython hands the GIL over every 5 ms by default: a capture or playback thread
+        # (or the loop, when paho parses a burst) could wait that long, a quarter of an
+        # audio period. 1 ms bounds it; the extra switching is negligible at this load.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         config = self.config
         self._open_audio(config)
         parts = await self._conversation(config)
