@@ -20,10 +20,10 @@ from agentd.sim.harness import SimulatedKiosk
 from tests.e2e.conftest import FAST, write_scenario
 from tests.helpers.mosquitto import Mosquitto
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)
 
-# The brief's case is "network gone for 60 s"; CI runs a shorter outage unless asked.
-NETWORK_DOWN_S = float(os.environ.get("AGENTD_NETWORK_DOWN_S", "12"))
+# Issue 7: "network gone for 60 s" (AGENTD_NETWORK_DOWN_S shortens it for local runs).
+NETWORK_DOWN_S = float(os.environ.get("AGENTD_NETWORK_DOWN_S", "60"))
 
 TIMEOUTS_TOML = """
 [stt]
@@ -96,7 +96,11 @@ async def test_stt_refused_then_auth_refused_then_recovers(tmp_path: Path) -> No
 
 
 async def test_network_gone_then_back(tmp_path: Path) -> None:
-    scenario = write_scenario(tmp_path / "s.toml", _turns(3, pause_ms=900), tail_ms=4000)
+    turns = _turns(2, pause_ms=900)
+    # The second visitor comes after the outage (the mic waits for the first reply, the
+    # fallback line, then this pause).
+    turns[1]["pause_before_ms"] = int(NETWORK_DOWN_S * 1000) + 3000
+    scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=4000)
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=TIMEOUTS_TOML)
     await kiosk.start()
     stack = kiosk.stack
@@ -107,8 +111,10 @@ async def test_network_gone_then_back(tmp_path: Path) -> None:
         fault = kiosk.observed.faults[0]
         await kiosk.wait_for(lambda: _heard_after(kiosk, fault.at_ms) is not None, 5)
         heard_ms = _heard_after(kiosk, fault.at_ms)
+        frames_at_fault = kiosk.runtime.orchestrator.frames_processed
         await asyncio.sleep(NETWORK_DOWN_S)
-        alive_while_down = kiosk.runtime.orchestrator.frames_processed > 0
+        # still listening throughout (audio loop running, watchdog fed)
+        alive_while_down = kiosk.runtime.orchestrator.frames_processed > frames_at_fault + 100
         await asyncio.to_thread(stack.network_up)
         await kiosk.wait_for(lambda: any(t.outcome == "ok" for t in kiosk.observed.turns), 40)
     finally:
