@@ -4,8 +4,11 @@ Reference mode (no hardware AEC): the detector knows what was played (ReferenceT
 estimates the speaker->mic delay by correlating energy envelopes, learns the echo path
 gain from frames that look like pure echo, and predicts the echo energy of each mic
 frame. A frame counts as *visitor* when the VAD says voiced AND its energy exceeds
-predicted echo + noise by `echo_margin_db`. AEC mode trusts the VAD on an
-echo-cancelled source. Decisions, in order:
+predicted echo + noise by `echo_margin_db`. Once the delay is locked, an adaptive echo
+filter (echo_filter.py, `echo_filter` on) learns the echo path from the played samples;
+when it has converged (ERLE >= 6 dB, ~1-2 s of reply) the same margins are applied to
+the echo-cancelled residual instead, which hears weak fricative onsets that sit under
+the echo's energy. AEC mode trusts the VAD on an echo-cancelled source. Decisions:
 
   BargeInSuspected  `react_ms` of visitor frames: pause playback now (fast, < 100 ms)
   BargeIn           speech lasted `min_speech_ms`: cancel the reply, a new turn starts
@@ -21,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from agentd.audio import dsp
+from agentd.audio.echo_filter import EchoCanceller, EchoFrame, EchoJudge
 from agentd.audio.reference import ReferenceTap
 from agentd.config.sections_audio import BargeInConfig
 from agentd.events import CONTROL, BargeIn
@@ -41,6 +45,9 @@ DELAY_SWITCH_CORR = 0.05  # a locked delay moves only for a clearly better corre
 ENVELOPE_FLOOR_DB = -75.0  # below any room's noise floor at a Pi mic's gain
 REVERB_TAIL_MS = 150  # older reply audio is > 20 dB down even at RT60 0.45 s
 NOISE_RISE = 1.002  # noise-floor tracker: slow rise per frame, instant fall
+AEC_DELAY_SWITCH_CORR = 0.15  # ...and by much more once the echo filter has converged
+AEC_PRE_MS = 40  # the echo filter starts this long before the estimated delay (jitter)
+AEC_PARTITIONS_MS = 160  # filter length: delay error +-40 ms + the room's first 120 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,9 @@ class BargeInDetector:
         self._confirmed_at: float | None = None
         self._confirmed_onset = 0.0
         self.delay_ms_estimate: float | None = None
+        self._aec: EchoCanceller | None = None  # built once the delay is locked
+        self._judge = EchoJudge()
+        self._aec_pending: list[EchoFrame] = []
         self.stats = {"suspected": 0, "confirmed": 0, "dismissed": 0, "false": 0}
 
     @property
@@ -146,6 +156,8 @@ class BargeInDetector:
         """Listen against another speaker's reference; what was learned is kept."""
         self.tap = tap
         self._mic_hist.clear()
+        if self._aec is not None:
+            self._aec.forget_reference()
         self.reset()
 
     def reset(self) -> None:
@@ -156,6 +168,7 @@ class BargeInDetector:
         self._hits = self._voiced_hits = self._gap = 0
         self._suspected = False
         self._latched = False
+        self._aec_pending.clear()
 
     def process(self, frame: bytes, at_ms: float, voiced: bool) -> list[BargeInEvent]:
         """One mono mic frame captured at `at_ms` with the VAD's verdict."""
@@ -175,7 +188,19 @@ class BargeInDetector:
             self._mic_hist.clear()
             return events
         excess = self._excess(energies, at_ms)
+        echo = self._cancel(frame, at_ms)
+        if echo is not None:
+            self._judge.track(echo)
+            if self._judge.ready:  # the residual replaces the energy-only prediction
+                excess = self._judge.excess(echo)
         self._advance(voiced and excess > self._margin, excess > self._fast_margin, at_ms, events)
+        if echo is not None and self._aec is not None:
+            if self._onset_ms is None:  # echo only: the filter and the judge learn
+                if not self._judge.double_talk(echo):
+                    self._aec.adapt()
+                self._judge.learn(echo)
+            else:
+                self._aec_pending.append(echo)
         if self._onset_ms is None:  # not part of a burst: echo evidence
             for band, ratio in zip(self._bands, self._samples, strict=True):
                 if ratio is not None:
@@ -209,6 +234,23 @@ class BargeInDetector:
                 self._samples[i] = max(energy - band.noise, 0.0) / ref
         return excess
 
+    def _cancel(self, frame: bytes, at_ms: float) -> EchoFrame | None:
+        """Run the adaptive echo filter on this frame (None until the delay is locked)."""
+        if self.config.mode == "aec" or not self.config.echo_filter or self._delay_ms is None:
+            return None
+        samples = len(frame) // dsp.WIDTH
+        if self.tap.format.rate_hz * self.frame_ms != samples * 1000:
+            return None  # playback at another rate than capture: energy model only
+        if self._aec is None:
+            parts = max(1, -(-AEC_PARTITIONS_MS // self.frame_ms))
+            self._aec = EchoCanceller(samples, parts, self.tap.format.rate_hz)
+        start = at_ms - max(0.0, self._delay_ms - AEC_PRE_MS)
+        resets = self._aec.resets
+        echo = self._aec.process(frame, self.tap.samples(start, samples))
+        if self._aec.resets != resets:  # diverged: what the judge learned is stale
+            self._judge.reset()
+        return echo
+
     def _reference_at(self, at_ms: float) -> tuple[float, ...]:
         """Played energies per band that can be arriving in this frame."""
         if self._delay_ms is None:  # not locked: anything in the search window
@@ -237,12 +279,20 @@ class BargeInDetector:
                 best, best_delay = corr, delay
             if delay == self._delay_ms:
                 current = corr
-        if best_delay is not None and best > current + DELAY_SWITCH_CORR:
+        switch = DELAY_SWITCH_CORR
+        if self._judge.ready:  # a converged filter is worth more than a short estimate
+            if len(hist) < CORR_FRAMES:
+                return
+            switch = AEC_DELAY_SWITCH_CORR
+        if best_delay is not None and best > current + switch:
             if self._delay_ms is None:  # ratios so far were against the unaligned window
                 for band in self._bands:
                     band.ratios.clear()
             self._delay_ms = float(best_delay)
             self.delay_ms_estimate = self._delay_ms
+            if self._aec is not None:  # the filter's taps no longer line up
+                self._aec.reset()
+                self._judge.reset()
 
     # --- decision ---------------------------------------------------------------------
 
@@ -267,6 +317,8 @@ class BargeInDetector:
                     for band in self._bands:
                         for ratio in band.pending:
                             band.learn(ratio, self._delay_ms is not None)
+                    for echo in self._aec_pending:
+                        self._judge.learn(echo)
                 self.reset()
                 return
         if self._onset_ms is None or self._latched:

@@ -32,6 +32,10 @@ class ReferenceTap:
         self._blocks: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=history_ms // BLOCK_MS)
         self._lock = threading.Lock()
         self._last_end_ms = -1e18
+        # Raw played samples for the adaptive echo filter: (start_ms, pcm) chunks.
+        self._chunks: deque[tuple[float, bytes]] = deque()
+        self._chunk_ms = 0.0
+        self._history_ms = float(history_ms)
 
     def push(self, pcm: bytes, at_ms: float) -> None:
         """Record `pcm` (mono, after gain) whose first sample is heard at `at_ms`."""
@@ -45,18 +49,57 @@ class ReferenceTap:
             self._blocks.extend(items)
             if items:
                 self._last_end_ms = items[-1][0] + BLOCK_MS
+            if pcm:
+                self._chunks.append((at_ms, pcm))
+                self._chunk_ms += self.format.duration_ms(len(pcm))
+                while self._chunk_ms > self._history_ms and len(self._chunks) > 1:
+                    self._chunk_ms -= self.format.duration_ms(len(self._chunks.popleft()[1]))
 
     def push_silence_after(self, at_ms: float) -> None:
         """Playback was flushed at `at_ms`: forget audio scheduled after it."""
         with self._lock:
             while self._blocks and self._blocks[-1][0] >= at_ms:
                 self._blocks.pop()
+            while self._chunks and self._chunks[-1][0] >= at_ms:
+                start, pcm = self._chunks.pop()
+                self._chunk_ms -= self.format.duration_ms(len(pcm))
+            if self._chunks:  # a chunk reaching past the flush is cut there
+                start, pcm = self._chunks[-1]
+                keep = self.format.bytes_for_ms(at_ms - start)
+                if keep < len(pcm):
+                    self._chunks[-1] = (start, pcm[:keep])
+                    self._chunk_ms -= self.format.duration_ms(len(pcm) - keep)
             self._last_end_ms = min(self._last_end_ms, at_ms)
 
     def last_played_ms(self) -> float:
         """End time of the last audio pushed (far past if none)."""
         with self._lock:
             return self._last_end_ms
+
+    def samples(self, start_ms: float, count: int) -> bytes:
+        """`count` played samples (S16_LE mono) from `start_ms`; silence where none played.
+
+        Sample-exact for chunks pushed back to back (what a playback thread does); the
+        adaptive echo filter in echo_filter.py needs the waveform, not just energies.
+        """
+        width = self.format.bytes_per_frame
+        rate = self.format.rate_hz
+        out = bytearray(count * width)
+        end_ms = start_ms + count * 1000.0 / rate
+        with self._lock:
+            chunks = list(self._chunks)
+        for t, pcm in reversed(chunks):
+            if t >= end_ms:
+                continue
+            if t + len(pcm) / width * 1000.0 / rate <= start_ms:
+                break
+            offset = round((t - start_ms) * rate / 1000.0)  # in samples, may be < 0
+            src = max(0, -offset)
+            dst = max(0, offset)
+            n = min(len(pcm) // width - src, count - dst)
+            if n > 0:
+                out[dst * width : (dst + n) * width] = pcm[src * width : (src + n) * width]
+        return bytes(out)
 
     def max_energy(self, start_ms: float, end_ms: float) -> float:
         """Largest block energy overlapping [start_ms, end_ms); 0.0 when nothing played."""

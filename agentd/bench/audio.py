@@ -18,6 +18,7 @@ no false barge-ins at -10 dB coupling and below. Exit 0 when met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -64,21 +65,39 @@ QUICK_STRIDE = 5  # --quick: every 5th (line, offset) pair per room, shifted per
 REVERB_TAPS = tuple((t, 0.45 * 10.0 ** (-t / 100.0)) for t in (11, 19, 29, 41, 59, 83))
 
 
+# Nonlinear echo path (default; `--linear` turns it off): a small loudspeaker driven hard
+# compresses its peaks (tanh soft clip, 1 dB compression at about -9 dBFS peaks), and
+# the coupling wobbles by up to +-1 dB every 100 ms (people moving, a mic AGC): neither
+# can a linear echo filter model.
+CLIP_LEVEL = 0.5 * dsp.FULL_SCALE
+WOBBLE_DB = 1.0
+WOBBLE_MS = 100
+
+
 class ReverbSpeaker(SimSpeaker):
     """SimSpeaker whose sound reaches the mic with a reverberant tail (bench echo path).
 
     What the speaker *played* (`played`, the reference tap, the reaction time) stays the
-    dry signal; only what `advance()` hands to the SimMic as echo rings on.
+    dry signal; only what `advance()` hands to the SimMic as echo rings on (and, when
+    `nonlinear`, is soft-clipped and wobbles in gain).
     """
 
-    def __init__(self, taps: tuple[tuple[int, float], ...] = REVERB_TAPS) -> None:
+    def __init__(
+        self, taps: tuple[tuple[int, float], ...] = REVERB_TAPS, nonlinear: bool = False
+    ) -> None:
         super().__init__()
         self._taps = [(self.format.bytes_for_ms(t), a) for t, a in taps]
         self._history = bytes(max((n for n, _ in self._taps), default=0))
+        self._nonlinear = nonlinear
+        self._wobble_gain = 1.0
+        self._wobble_at = -1e18
+        self._rng = random.Random(7)  # seeded: the same echo path on every run
 
     def advance(self, at_ms: float) -> bytes:
         dry = super().advance(at_ms)
         period = self.format.bytes_for_ms(self.period_ms)
+        if dry and self._nonlinear:
+            dry = _soft_clip(dry)
         self._history += dry or bytes(period)
         end = len(self._history)
         wet = dry or bytes(period)
@@ -86,7 +105,19 @@ class ReverbSpeaker(SimSpeaker):
             tap = self._history[end - period - shift : end - shift]
             wet = dsp.mix(wet, dsp.apply_gain(tap, amp))
         self._history = self._history[period:]
+        if self._nonlinear and any(wet):
+            if at_ms - self._wobble_at >= WOBBLE_MS:
+                self._wobble_at = at_ms
+                self._wobble_gain = dsp.db_to_gain(self._rng.uniform(-WOBBLE_DB, WOBBLE_DB))
+            wet = dsp.apply_gain(wet, self._wobble_gain)
         return wet if any(wet) else dry
+
+
+def _soft_clip(pcm: bytes) -> bytes:
+    import numpy as np
+
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    return (CLIP_LEVEL * np.tanh(x / CLIP_LEVEL)).astype("<i2").tobytes()
 
 
 @dataclass(slots=True)
@@ -138,11 +169,13 @@ def run_overlap(
     detector: BargeInDetector | None = None,
     reply: str = REPLY_TEXT,
     reverb: bool = True,
+    nonlinear: bool = False,
 ) -> Trial:
     """Agent replies; the visitor (if any) talks over it `visitor_at_ms` into the reply.
 
     Pass `detector` to keep one across replies (what it learned stays, as in the daemon).
-    The echo path has a reverberant tail (REVERB_TAPS) unless `reverb` is False.
+    The echo path has a reverberant tail (REVERB_TAPS) unless `reverb` is False, and
+    soft clipping + gain wobble when `nonlinear`.
     """
     from agentd.sim.speech import render_speech
 
@@ -153,7 +186,7 @@ def run_overlap(
             "turn": [{"visitor": visitor, "pause_before_ms": visitor_at_ms}],
         }
     )
-    speaker = ReverbSpeaker() if reverb else ReverbSpeaker(taps=())
+    speaker = ReverbSpeaker(REVERB_TAPS if reverb else (), nonlinear=nonlinear)
     mic = SimMic(
         scenario, speaker=speaker, realtime=False, echo_db=coupling_db, echo_delay_ms=delay_ms
     )
@@ -201,19 +234,31 @@ def _silent_from(speaker: SimSpeaker, cancelled_ms: float) -> float:
 
 
 def run_room(
-    coupling_db: float, delay_ms: float, pairs: list[tuple[str, int]], tally: Tally
+    coupling_db: float,
+    delay_ms: float,
+    pairs: list[tuple[str, int]],
+    tally: Tally,
+    nonlinear: bool = False,
 ) -> int:
     """One detector for the room: an echo-only greeting, then every overlap in `pairs`.
 
     Returns the false barge-ins of the greeting.
     """
     detector = new_detector()
-    greeting = run_overlap(coupling_db, delay_ms, detector=detector, reply=REPLIES[1])
+    greeting = run_overlap(
+        coupling_db, delay_ms, detector=detector, reply=REPLIES[1], nonlinear=nonlinear
+    )
     for k, (line, at) in enumerate(pairs):
         reply = REPLIES[k % len(REPLIES)]
         tally.add(
             run_overlap(
-                coupling_db, delay_ms, line, visitor_at_ms=at, detector=detector, reply=reply
+                coupling_db,
+                delay_ms,
+                line,
+                visitor_at_ms=at,
+                detector=detector,
+                reply=reply,
+                nonlinear=nonlinear,
             )
         )
     return greeting.barge_ins
@@ -254,7 +299,14 @@ def _pairs(room: int, quick: bool) -> list[tuple[str, int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentd bench audio", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI-sized run (< ~20 s)")
+    parser.add_argument(
+        "--linear",
+        action="store_true",
+        help="purely linear echo path (no soft clipping or gain wobble): a linear echo "
+        "filter's best case",
+    )
     args = parser.parse_args(argv)
+    nonlinear = not args.linear
     from agentd.sim.speech import tools_available
 
     if not tools_available():
@@ -271,16 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     for coupling in COUPLINGS_DB:
         for delay in DELAYS_MS:
             false_by[coupling] = false_by.get(coupling, 0) + run_room(
-                coupling, delay, _pairs(room, args.quick), warm
+                coupling, delay, _pairs(room, args.quick), warm, nonlinear
             )
             cold_lines = VISITOR_LINES[room % 5 :: 5][:2] if args.quick else VISITOR_LINES[:4]
             for line in cold_lines:
                 for at in OFFSETS_MS[:2]:
-                    cold.add(run_overlap(coupling, delay, line, visitor_at_ms=at))
+                    cold.add(
+                        run_overlap(coupling, delay, line, visitor_at_ms=at, nonlinear=nonlinear)
+                    )
             for reply in REPLIES:  # echo-only, cold and warm
                 detector = new_detector()
                 for _ in range(2):
-                    trial = run_overlap(coupling, delay, detector=detector, reply=reply)
+                    trial = run_overlap(
+                        coupling, delay, detector=detector, reply=reply, nonlinear=nonlinear
+                    )
                     false_by[coupling] += trial.barge_ins
                     pauses_by[coupling] = pauses_by.get(coupling, 0) + trial.pauses
             room += 1
@@ -307,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         checks.append((label, f"{false_by[coupling]} / {pauses_by[coupling]}", ok))
     for name, value, ok in checks:
         print(f"{name:<42} {value:>10}  {'ok' if ok else 'MISSED TARGET'}")
-    print(f"({time.monotonic() - started:.1f} s)")
+    path = "linear" if args.linear else "nonlinear (soft clip, +-1 dB wobble)"
+    print(f"(echo path: reverberant, {path}; {time.monotonic() - started:.1f} s)")
     return 0 if all(ok for _, _, ok in checks) else 1
 
 

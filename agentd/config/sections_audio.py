@@ -83,6 +83,12 @@ class BargeInConfig:
         doc="Assumed speaker->mic coupling until learned (first ~0.5 s after start-up; "
         "kept between replies). -6 dB = the loudest coupling the bench guarantees.",
     )
+    echo_filter: bool = setting(
+        True,
+        doc="Adaptive echo filter (numpy FDAF) on the played reference: once converged "
+        "(~1-2 s of reply), barge-in is judged on the echo-cancelled residual, which "
+        "hears weak onsets under the echo. Off = energy-only echo model (less CPU).",
+    )
     reverb_rt60_ms: float = setting(
         450.0,
         min=100.0,

@@ -172,3 +172,23 @@ def test_reference_reverb_tail_decays_at_the_given_rate() -> None:
     tailed = tap.max_energies(40.0, 60.0, tail_ms=100.0, decay_db_per_ms=0.1)[0]
     assert tailed == pytest.approx(direct * 10.0 ** (-0.1 * 30.0 / 10.0), rel=1e-6)
     assert tap.max_energies(200.0, 220.0, tail_ms=100.0, decay_db_per_ms=0.1)[0] == 0.0
+
+
+@pytest.mark.timeout(60)
+def test_echo_filter_hears_a_weak_onset_under_nonlinear_echo() -> None:
+    detector = new_detector()
+    greeting = run_overlap(-6.0, 50.0, detector=detector, nonlinear=True)
+    assert greeting.barge_ins == 0 and greeting.pauses == 0  # clipped, wobbling echo
+    assert detector._judge.ready  # the residual, not the energy model, decides now
+    trial = run_overlap(
+        -6.0,
+        50.0,
+        "Fine, and the parking permit?",
+        visitor_at_ms=700,
+        detector=detector,
+        nonlinear=True,
+    )
+    assert trial.barge_ins == 1 and not trial.early
+    assert trial.reaction_ms is not None and trial.reaction_ms <= 250  # generous bound
+    again = run_overlap(-6.0, 50.0, detector=detector, nonlinear=True)
+    assert again.pauses == 0  # the visitor did not teach the filter a wrong echo path
