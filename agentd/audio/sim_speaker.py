@@ -69,13 +69,25 @@ class SimSpeaker:
         self._gain = min(2.0, max(0.0, gain))
 
     def write(self, pcm: bytes) -> None:
+        """Queue audio; audio written to an idle speaker starts sounding now.
+
+        Like an ALSA device whose buffer ran empty: the first sample is written to the
+        device at once (AlsaPlayback reports on_first_audio when it hands it to the
+        PCM), not at the next tick of the simulated clock, so voice-to-voice measured
+        on the simulation means the same as on the Pi.
+        """
         if not pcm:
             return
         with self._lock:
-            if self._queued == 0:
-                self._new_reply = True
+            starts = self._queued == 0 and not self._paused and self._new_reply
+            self._new_reply = False if starts else self._new_reply
             self._queue.append(pcm)
             self._queued += len(pcm)
+        if starts:
+            at_ms = now_ms()
+            self.first_audio_ms.append(at_ms)
+            if self.on_first_audio is not None:
+                self.on_first_audio(at_ms)
 
     def cancel(self) -> None:
         with self._lock:
@@ -114,15 +126,12 @@ class SimSpeaker:
                 out += head
             self._queued -= len(out)
             self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
-            new_reply, self._new_reply = self._new_reply, False
+            if not self._queue:
+                self._new_reply = True  # ran empty: the next write starts a new reply
         chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
         self.stats.frames += len(chunk) // 2
         self.played.append((at_ms, chunk))
         self.reference.push(chunk, at_ms)
-        if new_reply:
-            self.first_audio_ms.append(at_ms)
-            if self.on_first_audio is not None:
-                self.on_first_audio(at_ms)
         return chunk
 
     def record_mic(self, frame: bytes, at_ms: float) -> None:

@@ -12,9 +12,8 @@ Definitions (all per turn, ms, on one monotonic clock):
 - true voice end = the SimMic ground truth: the utterance's start on the mic's frame
   clock plus the end of the last 5 ms block of the rendered speech above ONSET_DB (the
   span's end_ms would include espeak-ng's trailing silence);
-- first reply sample = the SimSpeaker period that first played the reply, taken at the
-  instant the device consumed it: its label + one period (the sim labels a period by
-  its start but consumes it when that period is over, like a capture frame);
+- first reply sample = the instant the reply's first audio was written to the idle
+  SimSpeaker (as AlsaPlayback reports it when it hands the first period to the PCM);
 - voice-to-voice = first reply sample - true voice end;
 - emulated service time = exactly the waits the emulators inserted on the reply's
   critical path: STT `stt_final_ms` (with final_from_speech_end the final follows the

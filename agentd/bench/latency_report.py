@@ -29,7 +29,7 @@ STAGE_HELP = {
     "llm": "LLM request -> first TTS request, minus TTFT and first-clause streaming "
     "(HTTP, SSE parsing, splitter)",
     "tts": "TTS request -> first audio byte, minus TTFB (SDK, HTTP)",
-    "playback": "first byte -> first sample consumed by the speaker, minus emulator "
+    "playback": "first byte -> first sample written to the speaker, minus emulator "
     "pacing (queue, wait for the next playback period)",
 }
 
@@ -164,8 +164,8 @@ def _measure_one(
     sample.visitor = span.text
     rate_in = mic.format.rate_hz
     voice_end = true_voice_end_ms(span, render_speech(spoken(span.text), rate_in), rate_in)
-    label = min(x for x in speaker.first_audio_ms if x >= clock.llm_request_ms)
-    first_sample = label + speaker.period_ms  # consumed at the end of its period
+    # the instant the reply's first sample was written to the (idle) simulated device
+    first_sample = min(x for x in speaker.first_audio_ms if x >= clock.llm_request_ms)
     final_sent = max(f for f in finals if f <= clock.final_ms)
     endpoint = max(e for e in _emulator_marks(kiosk, "endpoint") if e <= final_sent)
     streamed = record.strategy == "streamed"
