@@ -78,6 +78,8 @@ class Orchestrator:
         self._clock: TurnClock | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: ReplyPipeline | None = None
+        self._was_voiced = False  # last gated frame was voiced (pause detection)
+        self._skip_bytes = 0  # silence still to skip after an early chunk flush
         self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
         self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self._recent: deque[tuple[float, bytes]] = deque()
@@ -122,6 +124,27 @@ class Orchestrator:
         for event in gate_events:
             self.handle(event)
 
+    def _gated_to_stt(self, pcm: bytes) -> None:
+        """Gated audio to STT, sending a word's end without waiting for a full chunk.
+
+        When a voiced frame is followed by an unvoiced one, the STT link flushes its
+        partial 50 ms chunk zero-padded (the service hears the end of the word up to
+        50 ms sooner, which is latency the visitor feels) and as much of the following
+        silence is skipped, keeping the timeline aligned. Voice resuming ends the skip.
+        """
+        voiced = bool(self.parts.gate.last_voiced)
+        if voiced:
+            self._skip_bytes = 0
+        elif self._was_voiced:
+            self._skip_bytes = self.parts.stt.flush_pause()
+        self._was_voiced = voiced
+        if self._skip_bytes:
+            skipped = min(self._skip_bytes, len(pcm))
+            self._skip_bytes -= skipped
+            pcm = pcm[skipped:]
+        if pcm:
+            self._to_stt(pcm)
+
     def _to_stt(self, pcm: bytes) -> None:
         """Everything the cloud hears goes through here (metrics, debug recording)."""
         self.parts.stt.feed(pcm)
@@ -148,7 +171,7 @@ class Orchestrator:
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, VoicedAudio):
-            self._to_stt(event.pcm)
+            self._gated_to_stt(event.pcm)
         elif isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif isinstance(event, SpeechEnded):
@@ -197,6 +220,7 @@ class Orchestrator:
                 self._reply.discard = True  # its user text lives on in the carried turn
             self.cancel_reply("visitor continued")
         self._clock = TurnClock(speech_start_ms=event.at_ms)
+        self._was_voiced, self._skip_bytes = True, 0
         self.parts.stt.begin_utterance()
         if event.preroll:
             self._to_stt(event.preroll)

@@ -57,6 +57,20 @@ class ReplayBuffer:
         self.open().pcm.extend(pcm)
         self._trim()
 
+    def pad_open_segment(self) -> int:
+        """Zero-pad the open segment to a whole chunk so its tail can go out now.
+
+        Returns the bytes added. Used when the voice pauses: the last word reaches the
+        service up to one chunk (50 ms) sooner, and the caller skips as much of the
+        following silence, so the audio timeline stays aligned.
+        """
+        seg = self.open_segment
+        if seg is None:
+            return 0
+        pad = -(len(seg.pcm) - seg.sent) % self.chunk_bytes
+        seg.pcm.extend(bytes(pad))
+        return pad
+
     def end(self) -> Segment | None:
         """Close the open segment; an empty one is discarded (nothing to transcribe)."""
         seg = self.open_segment

@@ -133,6 +133,19 @@ class AssemblyAiStt:
         self._ensure_link()
         self._wake.set()
 
+    def flush_pause(self) -> int:
+        """The voice paused: send the partial chunk now, zero-padded; returns the padding.
+
+        The caller should then drop that many bytes of the silence that follows (see
+        Orchestrator), so the stream's timeline is unchanged.
+        """
+        if not self._started or self._closing or self._state is LinkState.FAILED:
+            return 0
+        pad = self._buffer.pad_open_segment()
+        if pad:
+            self._wake.set()
+        return pad
+
     def end_utterance(self) -> None:
         """The visitor stopped: ForceEndpoint after the audio, and arm the final timer."""
         if not self._started or self._closing:

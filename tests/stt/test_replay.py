@@ -81,3 +81,16 @@ def test_empty_utterance_is_discarded_and_drop_through_abandons() -> None:
     buf.append(b"b" * 8)
     buf.drop_through(seg.seg_id)
     assert [bytes(s.pcm) for s in buf.segments] == [b"b" * 8]
+
+
+def test_pad_open_segment_lets_a_partial_chunk_go_out_now() -> None:
+    buffer = ReplayBuffer(chunk_bytes=1600, max_bytes=1 << 20)
+    buffer.open()
+    buffer.append(b"\x01\x02" * 500)  # 1000 bytes: not a whole chunk yet
+    assert buffer.next_item() is None
+    assert buffer.pad_open_segment() == 600
+    chunk = buffer.next_item()
+    assert isinstance(chunk, bytes) and len(chunk) == 1600
+    assert chunk[:1000] == b"\x01\x02" * 500 and chunk[1000:] == bytes(600)
+    assert buffer.pad_open_segment() == 0  # already aligned: nothing to add
+    assert buffer.next_item() is None
