@@ -143,7 +143,7 @@ async def test_capture_xrun_and_device_lost_then_back(tmp_path: Path) -> None:
 
 
 async def test_broker_killed_and_restarted_mid_run(tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path).start()
+    broker = Mosquitto(tmp_path, autosave_s=1).start()  # the watcher's session survives kill -9
     sub = subprocess.Popen(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-q", "1", "-c",
          "-i", "metrics-watch", "-t", "agentd/kiosk-mq/metrics/turn"],
@@ -165,7 +165,7 @@ discovery = false
     try:
         await kiosk.start()
         await kiosk.wait_for(lambda: kiosk.runtime.links["mqtt"] is LinkState.CONNECTED, 10)
-        await asyncio.sleep(0.5)  # the persistent subscriber session exists on the broker
+        await asyncio.sleep(2.5)  # the watcher's persistent session is on the broker's disk
         broker.kill()
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 2, 40)  # answered while away
         await asyncio.to_thread(broker.restart)

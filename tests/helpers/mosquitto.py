@@ -64,6 +64,7 @@ class Mosquitto:
         acl: str | None = None,
         allow_anonymous: bool | None = None,
         persistence: bool = True,
+        autosave_s: int = 0,
     ) -> None:
         self.workdir = Path(workdir) / f"mosquitto-{os.getpid()}-{id(self):x}"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,7 @@ class Mosquitto:
         self._require_cert = require_certificate
         self._allow_anonymous = (not self._users) if allow_anonymous is None else allow_anonymous
         self._persistence = persistence
+        self._autosave_s = autosave_s  # >0: sessions survive even a SIGKILL of the broker
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.workdir / "mosquitto.log"
         self.conf_file = self.workdir / "mosquitto.conf"
@@ -90,7 +92,9 @@ class Mosquitto:
             f"allow_anonymous {'true' if self._allow_anonymous else 'false'}",
             f"persistence {'true' if self._persistence else 'false'}",
             f"persistence_location {self.workdir}/",
-            "autosave_interval 0",  # save on shutdown only; tests restart via stop()
+            # 0 = save on shutdown only (tests restart via stop()); a test that kills the
+            # broker and needs its observers' sessions back saves every few seconds.
+            f"autosave_interval {self._autosave_s}",
             f"log_dest file {self.log_file}",
             "log_type all",
             "user root",  # do not drop privileges: the files live in the test's tmp dir
