@@ -51,6 +51,8 @@ class VadGate:
         self._hangover_left = -1  # >= 0 while sending the hangover tail
         self._noise = 0.0  # tracked noise floor (mean square)
         self._margin = 10.0 ** (config.energy_margin_db / 10.0)
+        self._peak_drop = 10.0 ** (-config.peak_drop_db / 10.0)
+        self._peak = 0.0  # loudest voiced frame of the current utterance
         self.last_voiced = False  # exposed for the barge-in detector
 
     @property
@@ -104,7 +106,14 @@ class VadGate:
             self._noise = max(energy, ABSOLUTE_FLOOR)
         else:
             self._noise *= NOISE_RISE
-        return energy > self._noise * self._margin and self.is_speech(frame)
+        # A word's decaying tail far below the utterance's own peak is not speech any
+        # more: scaling the floor with the talker's level ends the utterance on time for
+        # loud and quiet visitors alike.
+        floor = max(self._noise * self._margin, self._peak * self._peak_drop)
+        voiced = energy > floor and self.is_speech(frame)
+        if voiced:
+            self._peak = max(self._peak, energy)
+        return voiced
 
     def _step(self, frame: bytes, at_ms: float, events: list[GateEvent]) -> None:
         voiced = self._voiced(frame)
@@ -152,6 +161,7 @@ class VadGate:
     def _close(self, at_ms: float) -> SpeechEnded:
         duration = max(0.0, self._last_voiced_ms - self._onset_ms)
         self._open = False
+        self._peak = 0.0
         self._window.clear()
         self._hangover_left = -1
         self._unvoiced_run = 0

@@ -48,6 +48,13 @@ class VadConfig:
         doc="A voiced frame must also be this far above the tracked noise floor; "
         "0 = webrtcvad alone.",
     )
+    peak_drop_db: float = setting(
+        30.0,
+        min=10.0,
+        max=80.0,
+        doc="Within an utterance a frame this far below its loudest frame is a "
+        "word's decaying tail, not speech (ends the turn on time).",
+    )
     preroll_ms: int = setting(400, min=300, max=2000, doc="Replayed when the gate opens.")
     hangover_ms: int = setting(0, min=0, max=3000, doc="Extra open time after the stop run.")
     min_speech_ms: int = setting(250, min=0, max=5000)
