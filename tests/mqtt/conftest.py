@@ -52,6 +52,7 @@ class Observer:
         self._cond = threading.Condition()
         self._topics = topics
         self._connected = threading.Event()
+        self._pending_subs: set[int] = set()
         kwargs: dict[str, Any] = {"protocol": protocol, "client_id": client_id}
         if protocol != mqtt.MQTTv5:
             kwargs["clean_session"] = clean
@@ -59,6 +60,7 @@ class Observer:
         if auth:
             self.client.username_pw_set(auth["username"], auth["password"])
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 1)
         props = None
@@ -75,9 +77,18 @@ class Observer:
         assert self._connected.wait(10), "observer could not connect"
 
     def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        for topic in self._topics:
-            client.subscribe(topic, qos=1)
-        self._connected.set()
+        with self._cond:
+            for topic in self._topics:
+                self._pending_subs.add(client.subscribe(topic, qos=1)[1])
+        if not self._topics:
+            self._connected.set()
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
+        # "connected" means subscribed: a message published right after must be seen
+        with self._cond:
+            self._pending_subs.discard(mid)
+            if not self._pending_subs:
+                self._connected.set()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
