@@ -70,6 +70,11 @@ class Runtime:
         # audio period. 1 ms bounds it; the extra switching is negligible at this load.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         config = self.config
+        barge_in = config.audio.barge_in
+        if barge_in.enabled and barge_in.mode == "reference" and barge_in.echo_filter:
+            from agentd.audio.echo_filter import preload
+
+            await asyncio.to_thread(preload)
         self._open_audio(config)
         parts = await self._conversation(config)
         self.orchestrator = Orchestrator(

@@ -22,7 +22,16 @@ def tools_available() -> bool:
 
 @functools.lru_cache(maxsize=256)
 def render_speech(text: str, rate_hz: int, voice: str = "en-us", wpm: int = 165) -> bytes:
-    """Speak `text` with espeak-ng and resample to `rate_hz`; raw S16_LE mono PCM."""
+    """Cached `render_speech_uncached`: for the simulator, whose scenarios repeat lines."""
+    return render_speech_uncached(text, rate_hz, voice, wpm)
+
+
+def render_speech_uncached(text: str, rate_hz: int, voice: str = "en-us", wpm: int = 165) -> bytes:
+    """Speak `text` with espeak-ng and resample to `rate_hz`; raw S16_LE mono PCM.
+
+    The daemon's fallback voice calls this one: a cache of arbitrary reply text would
+    only hold memory on a Pi (each second of 16 kHz speech is 32 kB).
+    """
     if not text.strip():
         return b""
     try:

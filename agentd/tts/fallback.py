@@ -84,7 +84,7 @@ class FallbackVoice:
             self._warn_missing("espeak-ng or sox not found on PATH (apt install espeak-ng sox)")
             return self.earcon()
         try:
-            pcm = speech.render_speech(
+            pcm = speech.render_speech_uncached(
                 clean, self.rate_hz, self._config.espeak_voice, self._config.espeak_speed_wpm
             )
         except AudioError as exc:
