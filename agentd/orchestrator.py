@@ -45,6 +45,10 @@ from agentd.turn_clock import TurnClock
 log = logging.getLogger("agentd.turn")
 
 RECENT_AUDIO_MS = 600  # mic audio kept to replay the onset of a barge-in to STT
+# After the agent stops talking, its voice still rings in the room (device buffer plus
+# reverberation, ~100-250 ms): the gate must not open a "visitor" turn on it, or the agent
+# would answer itself. The gate is reset and deaf for this long.
+ECHO_TAIL_GUARD_MS = 250
 
 
 class Reporter(Protocol):
@@ -83,6 +87,7 @@ class Orchestrator:
         self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
         self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self._recent: deque[tuple[float, bytes]] = deque()
+        self._echo_guard_until_ms = 0.0
         # Which reply strategy to build; only `agentd bench latency` swaps it (seed design).
         self.pipeline_factory: Callable[..., ReplyPipeline] = ReplyPipeline
         self._reply_user_text = ""  # what the reply in flight answers
@@ -108,10 +113,17 @@ class Orchestrator:
                     self.stop_push_to_talk()
             return
         speaking = self.state is AgentState.SPEAKING
-        gate_events = parts.gate.process(pcm, at_ms)
-        if parts.barge_in is not None and (speaking or self._held_reply):
+        ringing = at_ms < self._echo_guard_until_ms and not self._direct_feed
+        # the agent's own voice may still ring in the room: keep the gate deaf to it
+        gate_events = [] if ringing else parts.gate.process(pcm, at_ms)
+        if parts.barge_in is not None:
+            # Every frame, not only while speaking: the detector tracks the noise floor
+            # and the echo path continuously and arms itself from the played reference.
+            # Fed only during replies, its history would span the gaps between them.
             for event in parts.barge_in.process(pcm, at_ms, parts.gate.last_voiced):
                 self.handle(event)
+        if ringing:
+            return
         if self._direct_feed:
             self._to_stt(pcm)
             for event in gate_events:
@@ -509,6 +521,9 @@ class Orchestrator:
             state = AgentState.MUTED
         if state is self.state:
             return
+        if self.state is AgentState.SPEAKING and not self._direct_feed:
+            self._echo_guard_until_ms = now_ms() + ECHO_TAIL_GUARD_MS
+            self.parts.gate.reset()  # whatever it heard while we spoke was us
         self.state = state
         self._reporter.state_changed(state)
 

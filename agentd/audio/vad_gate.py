@@ -59,6 +59,17 @@ class VadGate:
     def is_open(self) -> bool:
         return self._open
 
+    def reset(self) -> None:
+        """Forget everything heard so far, without events (e.g. the agent's own voice)."""
+        self._open = False
+        self._pending = b""
+        self._preroll.clear()
+        self._window.clear()
+        self._hangover_left = -1
+        self._unvoiced_run = 0
+        self._peak = 0.0
+        self.last_voiced = False
+
     def set_muted(self, muted: bool, at_ms: float = 0.0) -> list[GateEvent]:
         """Mute stops audio reaching the gate; an open utterance is closed now."""
         events: list[GateEvent] = []

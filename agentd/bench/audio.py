@@ -153,9 +153,12 @@ class Tally:
         return len(self.reactions) + self.missed + self.early
 
 
+_DEFAULT_CONFIG = [BargeInConfig()]  # main() swaps it for --echo-filter
+
+
 def new_detector(config: BargeInConfig | None = None) -> BargeInDetector:
     """A detector not yet attached to a speaker (run_overlap attaches it)."""
-    return BargeInDetector(config or BargeInConfig(), SimSpeaker().reference)
+    return BargeInDetector(config or _DEFAULT_CONFIG[0], SimSpeaker().reference)
 
 
 def run_overlap(
@@ -305,8 +308,14 @@ def main(argv: list[str] | None = None) -> int:
         help="purely linear echo path (no soft clipping or gain wobble): a linear echo "
         "filter's best case",
     )
+    parser.add_argument(
+        "--echo-filter",
+        action="store_true",
+        help="measure with the experimental adaptive echo filter (barge_in.echo_filter)",
+    )
     args = parser.parse_args(argv)
     nonlinear = not args.linear
+    _DEFAULT_CONFIG[0] = BargeInConfig(echo_filter=args.echo_filter)
     from agentd.sim.speech import tools_available
 
     if not tools_available():

@@ -255,3 +255,30 @@ async def test_long_reply_is_synthesized_only_a_few_seconds_ahead(
     # 15 sentences are ~40 s of speech; only ~8 s (2 s played + 6 s ahead) may be asked for.
     assert requested_while_playing < len(reply) / 2
     assert sum(len(r.text) for r in stack.tts.requests) < len(reply) / 2
+
+
+async def test_the_agent_does_not_answer_its_own_echo(
+    make_kiosk: Callable[..., SimulatedKiosk],
+) -> None:
+    """Loud speaker-to-mic coupling: the reply's echo must never become a visitor turn."""
+    turns = [
+        {"visitor": "Hello, where is the meeting room?", "reply": GREETING["reply"],
+         "pause_before_ms": 400},
+        {"visitor": "And the toilets?", "reply": "Right next to the lifts.",
+         "pause_before_ms": 1200},
+    ]  # fmt: skip
+    echo = "[audio.sim]\necho_db = -10.0\necho_delay_ms = 40.0\n"
+    kiosk = make_kiosk(turns, extra_toml=echo, tail_ms=4000)
+    await kiosk.start()
+    try:
+        await kiosk.wait_scenario_done(60)
+        await asyncio.sleep(0.5)
+    finally:
+        await kiosk.stop()
+    assert kiosk.observed.lines == [
+        ("visitor", "Hello, where is the meeting room?"),
+        ("agent", GREETING["reply"]),
+        ("visitor", "And the toilets?"),
+        ("agent", "Right next to the lifts."),
+    ]
+    assert [t.outcome for t in kiosk.observed.turns] == ["ok", "ok"]
