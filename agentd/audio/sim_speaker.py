@@ -125,9 +125,13 @@ class SimSpeaker:
                     head = head[:need]
                 out += head
             self._queued -= len(out)
-            self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
             if not self._queue:
                 self._new_reply = True  # ran empty: the next write starts a new reply
+            # A period the device started is played whole: what the queue lacked is
+            # silence. Keeps the reference (labelled per period) sample-aligned with the
+            # audio that left the speaker, as ALSA's own timeline is (heard_at per write).
+            out += bytes(self._period - len(out))
+            self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
         chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
         self.stats.frames += len(chunk) // 2
         self.played.append((at_ms, chunk))

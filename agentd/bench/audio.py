@@ -310,8 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--echo-filter",
-        action="store_true",
-        help="measure with the experimental adaptive echo filter (barge_in.echo_filter)",
+        action=argparse.BooleanOptionalAction,
+        default=BargeInConfig().echo_filter,
+        help="measure with the adaptive echo filter (barge_in.echo_filter; default: the "
+        "configuration's default), or with the energy echo model only",
     )
     args = parser.parse_args(argv)
     nonlinear = not args.linear

@@ -91,11 +91,10 @@ class BargeInConfig:
         "kept between replies). -6 dB = the loudest coupling the bench guarantees.",
     )
     echo_filter: bool = setting(
-        False,
-        doc="Experimental: adaptive echo filter (numpy FDAF) on the played reference; once "
-        "converged, barge-in is judged on the echo-cancelled residual (faster on weak "
-        "onsets in the bench) but in the daemon it still interrupts itself at -10 dB "
-        "coupling. Off = energy echo model.",
+        True,
+        doc="Adaptive echo filter (numpy FDAF) on the played reference; once converged, "
+        "barge-in is judged on the echo-cancelled residual (hears weak onsets under the "
+        "echo). Off = energy echo model only (no numpy).",
     )
     reverb_rt60_ms: float = setting(
         450.0,

@@ -178,7 +178,7 @@ def test_reference_reverb_tail_decays_at_the_given_rate() -> None:
 def test_echo_filter_hears_a_weak_onset_under_nonlinear_echo() -> None:
     from agentd.config.sections_audio import BargeInConfig
 
-    detector = new_detector(BargeInConfig(echo_filter=True))  # experimental, off by default
+    detector = new_detector(BargeInConfig(echo_filter=True))
     greeting = run_overlap(-6.0, 50.0, detector=detector, nonlinear=True)
     assert greeting.barge_ins == 0 and greeting.pauses == 0  # clipped, wobbling echo
     assert detector._judge.ready  # the residual, not the energy model, decides now
@@ -194,3 +194,24 @@ def test_echo_filter_hears_a_weak_onset_under_nonlinear_echo() -> None:
     assert trial.reaction_ms is not None and trial.reaction_ms <= 250  # generous bound
     again = run_overlap(-6.0, 50.0, detector=detector, nonlinear=True)
     assert again.pauses == 0  # the visitor did not teach the filter a wrong echo path
+
+
+def test_speaker_timeline_matches_the_reference_across_replies() -> None:
+    """What left the speaker, period by period (silence when idle), is what the
+    reference says was played at those times: the echo filter learns its echo path
+    sample-exact. A reply ending mid-period used to shift every later reply's echo
+    against the reference by the missing part (a false barge-in on every later reply)."""
+    speaker = SimSpeaker()
+    period = speaker.format.bytes_for_ms(speaker.period_ms)
+    reply = render_speech("Right next to the lifts.", 16000)
+    odd = reply[: len(reply) - len(reply) % period - period // 2 + 2]  # ends mid-period
+    stream = bytearray()
+    at = 0.0
+    for text in (odd, reply):
+        speaker.write(text)
+        for _ in range(len(text) // period + 5):
+            played = speaker.advance(at)
+            stream += played or bytes(period)  # what SimMic's echo path hears
+            at += speaker.period_ms
+    assert any(stream)
+    assert speaker.reference.samples(0.0, len(stream) // 2) == bytes(stream)

@@ -261,13 +261,25 @@ async def test_the_agent_does_not_answer_its_own_echo(
     make_kiosk: Callable[..., SimulatedKiosk],
 ) -> None:
     """Loud speaker-to-mic coupling: the reply's echo must never become a visitor turn."""
+    await _answer_own_echo(make_kiosk, "[audio.barge_in]\necho_filter = false\n")
+
+
+async def test_the_agent_does_not_answer_its_own_echo_with_the_echo_filter(
+    make_kiosk: Callable[..., SimulatedKiosk],
+) -> None:
+    """Same with the adaptive echo filter: once converged on the first reply it must
+    keep cancelling the later replies' echo, not take it for the visitor."""
+    await _answer_own_echo(make_kiosk, "[audio.barge_in]\necho_filter = true\n")
+
+
+async def _answer_own_echo(make_kiosk: Callable[..., SimulatedKiosk], barge_in: str) -> None:
     turns = [
         {"visitor": "Hello, where is the meeting room?", "reply": GREETING["reply"],
          "pause_before_ms": 400},
         {"visitor": "And the toilets?", "reply": "Right next to the lifts.",
          "pause_before_ms": 1200},
     ]  # fmt: skip
-    echo = "[audio.sim]\necho_db = -10.0\necho_delay_ms = 40.0\n"
+    echo = "[audio.sim]\necho_db = -10.0\necho_delay_ms = 40.0\n" + barge_in
     kiosk = make_kiosk(turns, extra_toml=echo, tail_ms=4000)
     await kiosk.start()
     try:
