@@ -19,7 +19,7 @@ from typing import Any
 from agentd import __version__
 from agentd.config import Config, load_config
 from agentd.errors import AgentdError, ConfigError
-from agentd.events import AgentState, LinkState
+from agentd.events import LinkState
 from agentd.secrets import Secrets
 
 log = logging.getLogger("agentd.daemon")
@@ -156,7 +156,3 @@ class Daemon:
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_at
-
-
-def state_label(state: AgentState) -> str:
-    return state.value
