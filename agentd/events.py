@@ -57,10 +57,17 @@ class SpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class VoicedAudio:
-    """Gated audio to send to STT (only while the gate is open)."""
+    """Gated audio to send to STT (only while the gate is open).
+
+    `voiced` is the gate's verdict on this frame; `ends_quiet` says a voiced frame's
+    last few milliseconds already fell to the noise floor (the word ended inside it),
+    so the STT link can flush without waiting a whole period for the next frame.
+    """
 
     pcm: bytes
     at_ms: float
+    voiced: bool = True
+    ends_quiet: bool = False
     priority: int = DATA
 
 

@@ -136,26 +136,29 @@ class Orchestrator:
         for event in gate_events:
             self.handle(event)
 
-    def _gated_to_stt(self, pcm: bytes) -> None:
+    def _gated_to_stt(self, audio: VoicedAudio) -> None:
         """Gated audio to STT, sending a word's end without waiting for a full chunk.
 
-        When a voiced frame is followed by an unvoiced one, the STT link flushes its
-        partial 50 ms chunk zero-padded (the service hears the end of the word up to
-        50 ms sooner, which is latency the visitor feels) and as much of the following
-        silence is skipped, keeping the timeline aligned. Voice resuming ends the skip.
+        When the voice stops - inside a voiced frame (`ends_quiet`) or at an unvoiced
+        frame after a voiced one - the STT link flushes its partial 50 ms chunk
+        zero-padded (the service hears the end of the word up to 50 ms sooner, which is
+        latency the visitor feels) and as much of the following silence is skipped,
+        keeping the timeline aligned. Voice resuming ends the skip.
         """
-        voiced = bool(self.parts.gate.last_voiced)
-        if voiced:
+        pcm = audio.pcm
+        if audio.voiced:
             self._skip_bytes = 0
         elif self._was_voiced:
             self._skip_bytes = self.parts.stt.flush_pause()
-        self._was_voiced = voiced
         if self._skip_bytes:
             skipped = min(self._skip_bytes, len(pcm))
             self._skip_bytes -= skipped
             pcm = pcm[skipped:]
         if pcm:
             self._to_stt(pcm)
+        if audio.ends_quiet:
+            self._skip_bytes = self.parts.stt.flush_pause()
+        self._was_voiced = audio.voiced and not audio.ends_quiet
 
     def _to_stt(self, pcm: bytes) -> None:
         """Everything the cloud hears goes through here (metrics, debug recording)."""
@@ -183,7 +186,7 @@ class Orchestrator:
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, VoicedAudio):
-            self._gated_to_stt(event.pcm)
+            self._gated_to_stt(event)
         elif isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif isinstance(event, SpeechEnded):
