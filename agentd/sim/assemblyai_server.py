@@ -43,8 +43,11 @@ CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 3005
 CLOSE_NOT_AUTHORIZED = 4001
 AUTH_MODES = ("close_1008", "close_4001", "http_401")
-# webrtcvad accepts 10/20/30 ms frames at 8/16/32/48 kHz; 20 ms is its usual choice.
-_FRAME_MS = 20
+# webrtcvad accepts 10/20/30 ms frames at 8/16/32/48 kHz. 10 ms divides every chunk a
+# client sends (50 ms, or a zero-padded flush), so a chunk's last frame is judged when
+# it arrives, not when the next chunk completes it: the speech end the emulator "hears"
+# is the arrival of the client's audio, and the final latency is timed from there.
+_FRAME_MS = 10
 _SPEECH_START_MS = 60  # voiced run that counts as speech (ignores clicks)
 _ENERGY_FLOOR_DB = -42.0  # below this a frame is silence, whatever the VAD says
 _MS_PER_WORD = 360  # espeak-ng at 165 wpm
@@ -297,8 +300,10 @@ class AssemblyAiEmulator:
             with contextlib.suppress(RuntimeError):  # that loop already closed
                 loop.call_soon_threadsafe(event.set)
 
-    def _record(self, session: SessionRecord, kind: str, **detail: Any) -> None:
-        session.events.append((time.monotonic(), kind, detail))
+    def _record(
+        self, session: SessionRecord, kind: str, at: float | None = None, **detail: Any
+    ) -> None:
+        session.events.append((time.monotonic() if at is None else at, kind, detail))
         self._notify()
 
     # --- handshake -------------------------------------------------------------------
@@ -437,10 +442,12 @@ class AssemblyAiEmulator:
             await asyncio.sleep(delay_s)
             if self.stalled:
                 return
+            # Timed before the send: the client may act on it before this thread runs on.
+            sent_at = time.monotonic()
             await live.ws.send(json.dumps(unformatted))
             if live.format_turns:
                 await live.ws.send(json.dumps(formatted))
-            self._record(live.session, "final", turn_order=order, text=text)
+            self._record(live.session, "final", at=sent_at, turn_order=order, text=text)
 
         live.finals.append(asyncio.create_task(send_final()))
 
