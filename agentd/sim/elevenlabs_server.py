@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from agentd.sim.pacing import sleep_until
 from agentd.sim.speech import render_speech
 
 PCM_RATES = (16000, 22050, 24000, 44100)  # the pcm_* output formats ElevenLabs documents
@@ -87,6 +88,7 @@ class TtsRequestRecord:
     status: int = 200
     bytes_sent: int = 0
     chunks_sent: int = 0
+    first_chunk_s: float | None = None  # when the first audio chunk was written
     finished_s: float | None = None
     completed: bool = False  # the whole body went out
     disconnected: bool = False  # the client went away before the body was complete
@@ -230,16 +232,26 @@ class ElevenLabsEmulator:
                 f"got output_format={output_format!r}",
             )
         faults = self.faults._take()
-        await asyncio.sleep(self.ttfb_ms / 1000)
-        if faults.status is not None:
-            return _error(faults.status, "injected_fault", "injected fault", faults.retry_after_s)
-        if faults.malformed == "not_audio":
-            return web.Response(
-                status=200,
-                text="<html><body>captive portal</body></html>",
-                content_type="text/html",
-            )
-        pcm = await asyncio.to_thread(render_speech, record.text, rate_hz, self.espeak_voice)
+        # Synthesis runs during the TTFB wait, which is timed from the request's arrival
+        # (a real service's TTFB includes its own synthesis); slow renders still delay.
+        render = asyncio.ensure_future(
+            asyncio.to_thread(render_speech, record.text, rate_hz, self.espeak_voice)
+        )
+        try:
+            await sleep_until(record.arrived_s + self.ttfb_ms / 1000)
+            if faults.status is not None:
+                return _error(
+                    faults.status, "injected_fault", "injected fault", faults.retry_after_s
+                )
+            if faults.malformed == "not_audio":
+                return web.Response(
+                    status=200,
+                    text="<html><body>captive portal</body></html>",
+                    content_type="text/html",
+                )
+            pcm = await render
+        finally:
+            render.cancel()  # no-op once done; else the render's result is not wanted
         return await self._stream_pcm(request, record, faults, pcm, rate_hz)
 
     async def _stream_pcm(
@@ -253,6 +265,8 @@ class ElevenLabsEmulator:
         response = web.StreamResponse(status=200, headers={"Content-Type": "audio/pcm"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        step_s = (self.chunk_delay_ms + self.pace * self.chunk_ms) / 1000
+        first_s = time.monotonic()
         for index, chunk in enumerate(_chunks(pcm, rate_hz, self.chunk_ms, faults.malformed)):
             if index == faults.stall_after_chunks:
                 await self._stopping.wait()  # until the client gives up or we shut down
@@ -261,8 +275,10 @@ class ElevenLabsEmulator:
             if index == faults.truncate_after_chunks:
                 _drop(request)  # mid-body: the chunked message never ends
                 return response
-            if index:
-                await asyncio.sleep((self.chunk_delay_ms + self.pace * self.chunk_ms) / 1000)
+            if index:  # paced on deadlines from the first chunk: no drift over a reply
+                await sleep_until(first_s + index * step_s)
+            if record.first_chunk_s is None:  # before: the client may act on it first
+                record.first_chunk_s = time.monotonic()
             await response.write(chunk)
             record.bytes_sent += len(chunk)
             record.chunks_sent += 1

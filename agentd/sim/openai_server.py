@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentd.sim.pacing import sleep_until
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -81,6 +83,7 @@ class RecordedRequest:
     body: dict[str, Any]
     authorized: bool
     chunks_sent: int = 0
+    sent_at: list[float] = field(default_factory=list)  # time.monotonic() per SSE event
     closed_by_client: bool = False  # the client went away before the reply ended
     finished_at: float | None = None
 
@@ -188,7 +191,7 @@ class OpenAiEmulator:
                 return self._status_fault(status)
             plan = self._plan(body)
             if not body.get("stream"):
-                await asyncio.sleep(self.ttft_ms / 1000)
+                await sleep_until(record.received_at + self.ttft_ms / 1000)
                 return web.json_response(self._completion(plan, body))
             return await self._stream(request, record, plan, body)
         finally:
@@ -212,11 +215,13 @@ class OpenAiEmulator:
         await response.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         try:
+            # Event k >= 1 is due at arrival + TTFT + (k - 1) x chunk_ms: deadlines, not
+            # relative sleeps, so timer slack does not add up over a reply and the
+            # service time a benchmark subtracts is what the emulator really waited.
+            first_at = record.received_at + self.ttft_ms / 1000
             for index, event in enumerate(self._events(plan, body, include_usage)):
-                if index == 1:
-                    await asyncio.sleep(self.ttft_ms / 1000)
-                elif index > 1 and self.chunk_ms:
-                    await asyncio.sleep(self.chunk_ms / 1000)
+                if index >= 1:
+                    await sleep_until(first_at + (index - 1) * self.chunk_ms / 1000)
                 if not await self._send(request, response, record, index, event):
                     return response
             await response.write_eof()
@@ -253,6 +258,7 @@ class OpenAiEmulator:
             return False
         if faults.malformed_after_chunks is not None and index == faults.malformed_after_chunks:
             event = '{"id": "broken", "choices": [{"delta": {"content": "oops"'
+        record.sent_at.append(time.monotonic())  # before: the client may act on it first
         await response.write(f"data: {event}\n\n".encode())
         record.chunks_sent = index + 1
         return True
