@@ -76,6 +76,30 @@ async def test_opening_hours_tool_round_trip(emulator: OpenAiEmulator, make_llm:
     }
 
 
+async def test_wire_body_is_what_the_sdk_transform_would_send(
+    emulator: OpenAiEmulator, make_llm: MakeLlm
+) -> None:
+    """History and tools skip the SDK's transform (extra_body): pin that it is a no-op.
+
+    A tool round trip carries every message shape we send (system, user, assistant with
+    tool_calls, tool). If a future SDK started rewriting any of them, this fails.
+    """
+    from openai._utils import async_maybe_transform
+    from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
+
+    llm = make_llm(llm_config(emulator.base_url))
+    await collect(llm, "When are you open tomorrow?")
+    assert len(emulator.requests) == 2
+    for request in emulator.requests:
+        body = request.body
+        roles = [m["role"] for m in body["messages"]]
+        assert roles[0] == "system" and "user" in roles  # the placeholder was replaced
+        typed = {k: v for k, v in body.items() if k != "stream"}
+        transformed = await async_maybe_transform(typed, CompletionCreateParamsStreaming)
+        assert transformed == typed
+    assert [m["role"] for m in emulator.requests[1].messages][-2:] == ["assistant", "tool"]
+
+
 async def test_bad_tool_arguments_go_back_as_error_then_model_replies(
     emulator: OpenAiEmulator, make_llm: MakeLlm
 ) -> None:
