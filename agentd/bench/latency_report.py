@@ -33,6 +33,9 @@ STAGE_HELP = {
     "pacing (queue, wait for the next playback period)",
 }
 
+# The llm and tts stages split at the emulators' own timestamps (diagnostics only).
+SERVICE_SPLIT = ("llm_send", "llm_slack", "llm_receive", "tts_send", "tts_slack", "tts_receive")
+
 
 @dataclass
 class TurnRecord:
@@ -88,17 +91,27 @@ def true_voice_end_ms(span: Any, speech: bytes, rate_hz: int) -> float:
     return float(span.start_ms)
 
 
-def llm_service_ms(text: str, profile: ServiceProfile, splitter: Any, *, streamed: bool) -> float:
-    """The LLM emulator's waits until the first clause can be released (or [DONE])."""
+def clause_event(text: str, splitter: Any, *, streamed: bool) -> int:
+    """Index of the SSE event that lets the reply start: the first clause, or [DONE]."""
     from agentd.sim.openai_server import split_tokens
 
     pieces = split_tokens(text)
     if streamed:
         for index, piece in enumerate(pieces, 1):
             if splitter.feed(piece):  # SSE event `index` carries this piece
-                return profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms
+                return index
     # Released only by the end of the stream: pieces, finish, usage chunk, then [DONE].
-    return profile.llm_ttft_ms + (len(pieces) + 2) * profile.llm_chunk_ms
+    return len(pieces) + 3
+
+
+def llm_service_ms(text: str, profile: ServiceProfile, splitter: Any, *, streamed: bool) -> float:
+    """The LLM emulator's waits until the first clause can be released (or [DONE]).
+
+    Event 0 (the role) goes out at once, event 1 after TTFT, each further one
+    `llm_chunk_ms` later (the emulator paces on deadlines from the request's arrival).
+    """
+    index = clause_event(text, splitter, streamed=streamed)
+    return profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms
 
 
 def tts_service_ms(tts: Any, text: str, rate_hz: int, *, streamed: bool) -> float:
@@ -192,6 +205,7 @@ def _measure_one(
         "stt_endpoint_after_voice_end": endpoint - voice_end,
         "stt_final_after_endpoint": final_sent - endpoint,
     }
+    _split_service_stages(sample, record, kiosk, profile, text=text, streamed=streamed)
     sample.stages = {
         "to_stt": final_sent - voice_end - service["stt"],
         "stt_delivery": clock.final_ms - final_sent,
@@ -200,6 +214,37 @@ def _measure_one(
         "tts": clock.tts_first_byte_ms - clock.tts_request_ms - profile.tts_ttfb_ms,
         "playback": first_sample - clock.tts_first_byte_ms - (service["tts"] - profile.tts_ttfb_ms),
     }
+
+
+def _split_service_stages(
+    sample: Sample,
+    record: TurnRecord,
+    kiosk: Any,
+    profile: ServiceProfile,
+    *,
+    text: str,
+    streamed: bool,
+) -> None:
+    """Diagnostics: the llm and tts stages split at the emulators' own timestamps.
+
+    *_send = our mark -> the request arrived; *_slack = the emulator's late start of
+    the deciding event against its deadline (its own cost, kept inside the stage so the
+    stages still add up); *_receive = the event left the emulator -> our next mark.
+    """
+    clock, stack = record.pipeline.clock, kiosk.stack
+    parts = kiosk.runtime.orchestrator.parts
+    llm = next(r for r in stack.llm.requests if r.received_at * 1000 >= clock.llm_request_ms)
+    index = clause_event(text, parts.new_splitter(), streamed=streamed)
+    due = llm.received_at + (profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms) / 1000
+    if index < len(llm.sent_at):
+        sample.marks["llm_send"] = llm.received_at * 1000 - clock.llm_request_ms
+        sample.marks["llm_slack"] = (llm.sent_at[index] - due) * 1000
+        sample.marks["llm_receive"] = clock.tts_request_ms - llm.sent_at[index] * 1000
+    tts = next(r for r in stack.tts.requests if r.arrived_s * 1000 >= clock.tts_request_ms)
+    if tts.first_chunk_s is not None:
+        sample.marks["tts_send"] = tts.arrived_s * 1000 - clock.tts_request_ms
+        sample.marks["tts_slack"] = (tts.first_chunk_s - tts.arrived_s) * 1000 - profile.tts_ttfb_ms
+        sample.marks["tts_receive"] = clock.tts_first_byte_ms - tts.first_chunk_s * 1000
 
 
 # --- statistics and report -------------------------------------------------------------
@@ -239,6 +284,10 @@ def _strategy_report(samples: list[Sample]) -> dict[str, Any]:
             [s.marks["stt_final_after_endpoint"] for s in good]
         ),
         "stages_p50_ms": {k: round(percentile([s.stages[k] for s in good], 50), 1) for k in STAGES},
+        "service_split_p50_ms": {
+            k: round(percentile([s.marks[k] for s in good if k in s.marks], 50), 1)
+            for k in SERVICE_SPLIT
+        },
         "samples": [_rounded(asdict(s)) for s in samples],
     }
 
@@ -320,6 +369,12 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             f"  {stage:<13}{st['stages_p50_ms'][stage]:>7.1f}{sd['stages_p50_ms'][stage]:>8.1f}"
             f"  {STAGE_HELP[stage]}\n"
         )
+    out.write(
+        "  split (streamed): "
+        + ", ".join(f"{k} {st['service_split_p50_ms'][k]:.1f}" for k in SERVICE_SPLIT)
+        + "\n  (send: our request mark -> the emulator has the request; slack: the emulator "
+        "late against its deadline; receive: the event left it -> our next mark)\n"
+    )
     out.write(f"\nstreamed/seed ratio (p50): {report['ratio_streamed_to_seed']:.2f}")
     if report["ratio_streamed_to_unpaced_seed"] is not None:
         out.write(

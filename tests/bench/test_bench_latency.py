@@ -53,6 +53,13 @@ def test_bench_latency_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             assert sum(sample["stages"][k] for k in STAGES) == pytest.approx(
                 sample["overhead_ms"], abs=1.0
             )
+            # Each stage is a real interval on one clock, never a mismatched pair.
+            assert all(-5 < sample["stages"][k] < 600 for k in STAGES), sample["stages"]
+            marks = sample["marks"]
+            for stage in ("llm", "tts"):  # the emulators' timestamps split it exactly
+                split = [marks[f"{stage}_{k}"] for k in ("send", "slack", "receive")]
+                assert all(v > -1 for v in split), marks
+                assert sum(split) == pytest.approx(sample["stages"][stage], abs=0.5)
             assert sample["daemon_voice_to_voice_ms"] > 0
             assert sample["visitor"] in {line for line, _ in latency.LINES}
             if name == "seed":  # one TTS request with the whole reply, before any audio
