@@ -108,3 +108,48 @@ def test_too_short_and_max_length() -> None:
     ended = [e for e, _ in events if isinstance(e, SpeechEnded)]
     assert ended and all(e.too_short for e in ended)
     assert len(ended) >= 2  # cut at 1 s, then reopened on the rest
+
+
+def _cut_speech_events(cut_offset_ms: int) -> list[VoicedAudio]:
+    """Gate 10 ms frames over noise + speech cut off mid-word + noise.
+
+    The cut sits `cut_offset_ms` into a 10 ms frame, inside loud speech, so the true
+    voice end is known to the sample.
+    """
+    from agentd.audio import dsp
+    from agentd.sim.speech import render_noise, render_speech
+
+    speech = render_speech("Good morning, I would like to see Anna please", 16000)
+    frame = FMT.bytes_for_ms(10)
+    loud = [  # frame indices whose energy is well above the noise
+        i
+        for i in range(len(speech) // frame)
+        if dsp.energy_db(dsp.mean_square(speech[i * frame : (i + 1) * frame])) > -30
+    ]
+    k = next(i for i in loud[len(loud) // 2 :] if all(j in loud for j in range(i - 3, i + 2)))
+    cut = k * frame + FMT.bytes_for_ms(cut_offset_ms)
+    lead = render_noise(500, 16000, -60.0)
+    tail = render_noise(500, 16000, -60.0, seed=2)
+    signal = lead + speech[:cut] + tail
+    gate = VadGate(VadConfig(), 16000, frame_ms=10)
+    events = gate.process(signal, 0.0)
+    return [e for e in events if isinstance(e, VoicedAudio)]
+
+
+@pytest.mark.timeout(60)
+def test_voice_ending_inside_a_frame_is_flagged_on_that_frame() -> None:
+    """The STT link can flush a word's end with its last frame, not one period later."""
+    events = _cut_speech_events(cut_offset_ms=4)  # 4 ms of voice, 6 ms of room noise
+    last_voiced = max(i for i, e in enumerate(events) if e.voiced)
+    assert events[last_voiced].ends_quiet
+    # ... and only there: frames full of speech never claim the voice stopped.
+    assert not any(e.ends_quiet for e in events[last_voiced - 20 : last_voiced])
+    assert all(e.voiced or not e.ends_quiet for e in events)
+
+
+@pytest.mark.timeout(60)
+def test_voice_ending_on_a_frame_boundary_waits_for_the_next_frame() -> None:
+    events = _cut_speech_events(cut_offset_ms=10)  # the whole frame is speech
+    last_voiced = max(i for i, e in enumerate(events) if e.voiced)
+    assert not events[last_voiced].ends_quiet
+    assert not events[last_voiced + 1].voiced  # the unvoiced frame after it flushes
