@@ -83,7 +83,7 @@ class Orchestrator:
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: ReplyPipeline | None = None
         self._was_voiced = False  # last gated frame was voiced (pause detection)
-        self._skip_bytes = 0  # silence still to skip after an early chunk flush
+        self._owed_bytes = 0  # unvoiced audio still to drop for early-flush padding
         self._direct_feed = False  # barge-in: mic goes straight to STT until the gate closes
         self._held_reply = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self._recent: deque[tuple[float, bytes]] = deque()
@@ -141,24 +141,32 @@ class Orchestrator:
 
         When the voice stops - inside a voiced frame (`ends_quiet`) or at an unvoiced
         frame after a voiced one - the STT link flushes its partial 50 ms chunk
-        zero-padded (the service hears the end of the word up to 50 ms sooner, which is
-        latency the visitor feels) and as much of the following silence is skipped,
-        keeping the timeline aligned. Voice resuming ends the skip.
+        zero-padded: the service hears the end of the word up to 50 ms sooner, which is
+        latency the visitor feels. The padding lands where the room was already quiet;
+        as much unvoiced audio is dropped later, so the stream's timeline stays aligned
+        even when the voice resumes at once (a pause inside a sentence).
         """
         pcm = audio.pcm
-        if audio.voiced:
-            self._skip_bytes = 0
-        elif self._was_voiced:
-            self._skip_bytes = self.parts.stt.flush_pause()
-        if self._skip_bytes:
-            skipped = min(self._skip_bytes, len(pcm))
-            self._skip_bytes -= skipped
-            pcm = pcm[skipped:]
+        if not audio.voiced:
+            if self._was_voiced:
+                self._flush_stt()
+            if self._owed_bytes:
+                skipped = min(self._owed_bytes, len(pcm))
+                self._owed_bytes -= skipped
+                pcm = pcm[skipped:]
         if pcm:
             self._to_stt(pcm)
         if audio.ends_quiet:
-            self._skip_bytes = self.parts.stt.flush_pause()
+            self._flush_stt()
         self._was_voiced = audio.voiced and not audio.ends_quiet
+
+    def _flush_stt(self) -> None:
+        pad = self.parts.stt.flush_pause()
+        if pad:
+            self._owed_bytes += pad
+            self.parts.recorder.add(bytes(pad))  # the recording is what the service heard
+            if self._clock is not None:
+                self._clock.audio_in_bytes += pad
 
     def _to_stt(self, pcm: bytes) -> None:
         """Everything the cloud hears goes through here (metrics, debug recording)."""
@@ -235,8 +243,9 @@ class Orchestrator:
                 self._reply.discard = True  # its user text lives on in the carried turn
             self.cancel_reply("visitor continued")
         self._clock = TurnClock(speech_start_ms=event.at_ms)
-        self._was_voiced, self._skip_bytes = True, 0
+        self._was_voiced, self._owed_bytes = True, 0
         self.parts.stt.begin_utterance()
+        self._warm_connections()
         if event.preroll:
             self._to_stt(event.preroll)
         self._set_state(AgentState.LISTENING)
@@ -250,6 +259,7 @@ class Orchestrator:
             log.debug("utterance too short (%.0f ms), ignored", event.duration_ms)
         clock.endpoint_ms = event.at_ms
         self.parts.stt.end_utterance()
+        self._warm_connections()  # a long utterance may have outlived the warm one
 
     def start_push_to_talk(self, source: str) -> None:
         """Open a turn regardless of the VAD (talk button)."""
@@ -257,7 +267,13 @@ class Orchestrator:
         self._ptt_active = True
         self._clock = TurnClock(speech_start_ms=now_ms())
         self.parts.stt.begin_utterance()
+        self._warm_connections()
         self._set_state(AgentState.LISTENING)
+
+    def _warm_connections(self) -> None:
+        """LLM and TTS connections ready before the turn needs them (connection_warmer)."""
+        self.parts.llm.warm_up()
+        self.parts.tts.warm_up()
 
     def stop_push_to_talk(self) -> None:
         if not self._ptt_active:

@@ -121,6 +121,11 @@ class LlmConfig:
     first_token_timeout_s: float = setting(4.0, min=0.2, max=60.0)
     chunk_gap_timeout_s: float = setting(3.0, min=0.2, max=60.0)
     max_retries: int = setting(1, min=0, max=5)
+    warm_connection: bool = setting(
+        True,
+        doc="Open the connection while the visitor speaks (one small GET), so the "
+        "turn's request skips the TCP/TLS handshake.",
+    )
     max_tool_rounds: int = setting(3, min=1, max=10)
     tools: tuple[ToolConfig, ...] = ()
     opening_hours: OpeningHoursConfig = section(OpeningHoursConfig)

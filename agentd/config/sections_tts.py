@@ -22,6 +22,11 @@ class TtsConfig:
     optimize_streaming_latency: int = setting(3, min=0, max=4)
     first_byte_timeout_s: float = setting(3.0, min=0.2, max=60.0)
     chunk_gap_timeout_s: float = setting(3.0, min=0.2, max=60.0)
+    warm_connection: bool = setting(
+        True,
+        doc="Open the connection while the visitor speaks (one small GET), so the "
+        "turn's request skips the TCP/TLS handshake.",
+    )
     min_clause_chars: int = setting(12, min=1, max=200, doc="Shorter clauses wait for more text.")
     max_clause_chars: int = setting(
         200, min=20, max=1000, doc="Longer runs without a sentence end are cut at a comma/space."

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agentd.connection_warmer import ConnectionWarmer
 from agentd.errors import LlmError, LlmRateLimited, LlmTimeout
 from agentd.llm.events import LlmDone, LlmEvent, TextDelta, ToolCallFinished, ToolCallStarted
 from agentd.llm.speakable import SpeakableFilter
@@ -59,9 +60,23 @@ class ChatLlm:
             max_retries=config.max_retries,
             timeout=openai.Timeout(backstop_s, connect=min(CONNECT_TIMEOUT_S, backstop_s)),
         )
+        # Same connection pool, no retries: a warm-up is worth one try only.
+        self._probe_client = self._client.with_options(max_retries=0)
+        self.warmer = ConnectionWarmer("llm", self._probe) if config.warm_connection else None
+
+    def warm_up(self) -> None:
+        """The visitor started speaking: get a connection ready for the turn's request."""
+        if self.warmer is not None:
+            self.warmer.poke()
+
+    async def _probe(self) -> None:
+        # GET /models: served by OpenAI, llama.cpp, Ollama and vLLM alike, never billed.
+        await self._probe_client.models.with_raw_response.list()
 
     async def aclose(self) -> None:
         """Close the connection pool; idempotent."""
+        if self.warmer is not None:
+            await self.warmer.aclose()
         await self._client.close()
 
     async def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncIterator[LlmEvent]:

@@ -23,10 +23,14 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from agentd.sim.pacing import sleep_until
+from agentd.sim.emulator_http import peer, sleep_until
 from agentd.sim.speech import render_speech
 
 PCM_RATES = (16000, 22050, 24000, 44100)  # the pcm_* output formats ElevenLabs documents
+EMULATED_MODELS = (
+    ("eleven_flash_v2_5", "Eleven Flash v2.5"),
+    ("eleven_multilingual_v2", "Eleven Multilingual v2"),
+)
 _SAMPLE_BYTES = 2  # S16_LE mono
 _SHUTDOWN_TIMEOUT_S = 1.0  # stop() must not wait aiohttp's default 60 s for stalled handlers
 
@@ -92,6 +96,7 @@ class TtsRequestRecord:
     finished_s: float | None = None
     completed: bool = False  # the whole body went out
     disconnected: bool = False  # the client went away before the body was complete
+    peer: Any = None  # the client's (host, port): which connection carried it
 
 
 class ElevenLabsEmulator:
@@ -117,6 +122,8 @@ class ElevenLabsEmulator:
         self.espeak_voice = espeak_voice
         self.faults = Faults()
         self.requests: list[TtsRequestRecord] = []
+        # (host, port) of the client for each GET /v1/models (clients warming a connection)
+        self.model_listings: list[Any] = []
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._stopping = asyncio.Event()
@@ -133,6 +140,7 @@ class ElevenLabsEmulator:
         self._stopping = asyncio.Event()  # fresh, so a stopped emulator can start again
         app = web.Application()
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._handle_stream)
+        app.router.add_get("/v1/models", self._models)
         # handler_cancellation: a client disconnect cancels the handler, so we see it at once.
         self._runner = web.AppRunner(
             app,
@@ -186,6 +194,24 @@ class ElevenLabsEmulator:
         with self._changed_sync:
             self._changed_sync.notify_all()
 
+    async def _models(self, request: web.Request) -> web.Response:
+        """GET /v1/models: the model list (clients use it to warm a connection)."""
+        if request.headers.get("xi-api-key") != self.api_key:
+            return _error(401, "invalid_api_key", "Invalid API key")
+        self.model_listings.append(peer(request))
+        return web.json_response(
+            [
+                {
+                    "model_id": model_id,
+                    "name": name,
+                    "can_do_text_to_speech": True,
+                    "can_use_style": False,
+                    "languages": [{"language_id": "en", "name": "English"}],
+                }
+                for model_id, name in EMULATED_MODELS
+            ]
+        )
+
     async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
         output_format = request.query.get("output_format", "mp3_44100_128")
         record = TtsRequestRecord(
@@ -193,6 +219,7 @@ class ElevenLabsEmulator:
             voice_id=request.match_info["voice_id"],
             output_format=output_format,
             optimize_streaming_latency=request.query.get("optimize_streaming_latency"),
+            peer=peer(request),
         )
         self.requests.append(record)
         try:

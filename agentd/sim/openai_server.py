@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentd.sim.pacing import sleep_until
+from agentd.sim.emulator_http import peer, sleep_until
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -85,6 +85,7 @@ class RecordedRequest:
     chunks_sent: int = 0
     sent_at: list[float] = field(default_factory=list)  # time.monotonic() per SSE event
     closed_by_client: bool = False  # the client went away before the reply ended
+    peer: Any = None  # the client's (host, port): which connection carried it
     finished_at: float | None = None
 
     @property
@@ -124,6 +125,8 @@ class OpenAiEmulator:
         self.model = model
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
+        # (host, port) of the client for each GET /v1/models (clients warming a connection)
+        self.model_listings: list[Any] = []
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -139,6 +142,7 @@ class OpenAiEmulator:
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
         # handler_cancellation: a client closing the socket cancels its handler, which
         # is how a stalled stream notices that the client gave up.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
@@ -180,7 +184,7 @@ class OpenAiEmulator:
                 body = await request.json()
             except ValueError:
                 body = None
-            record = RecordedRequest(time.monotonic(), body or {}, authorized)
+            record = RecordedRequest(time.monotonic(), body or {}, authorized, peer=peer(request))
             self.requests.append(record)
             if not authorized:
                 return _error(401, "Incorrect API key provided.", "invalid_api_key")
@@ -197,6 +201,16 @@ class OpenAiEmulator:
         finally:
             if task is not None:
                 self._handlers.discard(task)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """GET /v1/models, as OpenAI and the OpenAI-compatible local servers answer it."""
+        from aiohttp import web
+
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        self.model_listings.append(peer(request))
+        model = {"id": self.model, "object": "model", "created": 0, "owned_by": "agentd-sim"}
+        return web.json_response({"object": "list", "data": [model]})
 
     def _status_fault(self, status: int) -> web.StreamResponse:
         response = _error(status, f"emulated HTTP {status}", "emulated_fault")

@@ -27,6 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from agentd.connection_warmer import ConnectionWarmer
 from agentd.errors import ConfigError, SecretError, TtsError, TtsTimeout
 
 if TYPE_CHECKING:
@@ -70,9 +71,21 @@ class ElevenLabsTts:
         self._client = AsyncElevenLabs(
             api_key=api_key, base_url=config.base_url.rstrip("/"), httpx_client=self._http
         )
+        self.warmer = ConnectionWarmer("tts", self._probe) if config.warm_connection else None
+
+    def warm_up(self) -> None:
+        """The visitor started speaking: get a connection ready for the reply's audio."""
+        if self.warmer is not None:
+            self.warmer.poke()
+
+    async def _probe(self) -> None:
+        # GET /v1/models: small, authenticated, not billed; same httpx pool as stream().
+        await self._client.models.with_raw_response.list(request_options={"max_retries": 0})
 
     async def aclose(self) -> None:
         """Close pooled connections; idempotent."""
+        if self.warmer is not None:
+            await self.warmer.aclose()
         await self._http.aclose()
 
     async def stream(

@@ -100,6 +100,35 @@ async def test_wire_body_is_what_the_sdk_transform_would_send(
     assert [m["role"] for m in emulator.requests[1].messages][-2:] == ["assistant", "tool"]
 
 
+async def test_warm_up_leaves_a_connection_the_turn_then_uses(
+    emulator: OpenAiEmulator, make_llm: MakeLlm
+) -> None:
+    llm = make_llm(llm_config(emulator.base_url))
+    assert llm.warmer is not None
+    llm.warm_up()
+    await llm.warmer.settled()
+    assert len(emulator.model_listings) == 1 and llm.warmer.failures == 0
+    await collect(llm, "Tell me a story.")
+    # The completion went over the warmed connection: no handshake on the critical path.
+    assert emulator.requests[0].peer == emulator.model_listings[0]
+    llm.warm_up()  # still fresh: no second probe
+    await llm.warmer.settled()
+    assert len(emulator.model_listings) == 1
+
+
+async def test_warm_up_failure_is_silent_and_can_be_switched_off(
+    emulator: OpenAiEmulator, make_llm: MakeLlm
+) -> None:
+    refused = make_llm(llm_config(emulator.base_url), api_key="wrong")
+    assert refused.warmer is not None
+    refused.warm_up()
+    await refused.warmer.settled()
+    assert refused.warmer.failures == 1 and not emulator.model_listings
+    off = make_llm(llm_config(emulator.base_url, warm_connection=False))
+    off.warm_up()
+    assert off.warmer is None and not emulator.model_listings
+
+
 async def test_bad_tool_arguments_go_back_as_error_then_model_replies(
     emulator: OpenAiEmulator, make_llm: MakeLlm
 ) -> None:

@@ -215,6 +215,31 @@ async def test_unreachable_server_is_retryable(emulator: ElevenLabsEmulator) -> 
         await tts.aclose()
 
 
+async def test_warm_up_leaves_a_connection_the_first_clause_then_uses(
+    emulator: ElevenLabsEmulator, make_tts: MakeTts
+) -> None:
+    tts = make_tts()
+    assert tts.warmer is not None
+    tts.warm_up()
+    await tts.warmer.settled()
+    assert len(emulator.model_listings) == 1 and tts.warmer.failures == 0
+    assert b"".join(await collect(tts, "Hello there."))
+    assert emulator.requests[0].peer == emulator.model_listings[0]
+
+
+async def test_warm_up_failure_is_silent_and_can_be_switched_off(
+    emulator: ElevenLabsEmulator, make_tts: MakeTts
+) -> None:
+    refused = make_tts(api_key="wrong-key")
+    assert refused.warmer is not None
+    refused.warm_up()
+    await refused.warmer.settled()
+    assert refused.warmer.failures == 1 and not emulator.model_listings
+    off = make_tts(warm_connection=False)
+    off.warm_up()
+    assert off.warmer is None and not emulator.model_listings
+
+
 def test_unsupported_rate_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"audio\.playback\.rate_hz.*48000"):
         ElevenLabsTts(TtsConfig(), API_KEY, 48000)
