@@ -99,6 +99,26 @@ async def test_ttfb_and_pacing(emu: ElevenLabsEmulator) -> None:
     assert elapsed >= 0.2 + audio_s * 0.5 * 0.8
 
 
+async def test_ttfb_is_timed_from_arrival_and_never_short(emu: ElevenLabsEmulator) -> None:
+    """The first chunk leaves no sooner than arrival + TTFB (synthesis runs meanwhile)."""
+    emu.ttfb_ms = 80
+    await post(emu)
+    record = emu.requests[-1]
+    assert record.first_chunk_s is not None
+    assert record.first_chunk_s - record.arrived_s >= 0.08 - 1e-6
+
+
+async def test_models_listing_needs_the_key(emu: ElevenLabsEmulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        url = f"{emu.base_url}/v1/models"
+        async with session.get(url, headers={"xi-api-key": KEY}) as resp:
+            models = await resp.json()
+        async with session.get(url) as refused:
+            assert refused.status == 401
+    assert "eleven_flash_v2_5" in [m["model_id"] for m in models]
+    assert len(emu.model_listings) == 1
+
+
 async def test_stop_is_quick_even_with_a_stalled_stream(emu: ElevenLabsEmulator) -> None:
     emu.faults.stall_after_chunks = 1
     client = asyncio.create_task(post(emu))

@@ -72,6 +72,32 @@ async def test_sse_stream_shape(emulator: OpenAiEmulator) -> None:
     assert len({c["id"] for c in chunks}) == 1
 
 
+async def test_latency_is_paced_on_deadlines_from_arrival(emulator: OpenAiEmulator) -> None:
+    """Event k >= 1 never leaves before arrival + TTFT + (k - 1) x chunk_ms.
+
+    The latency bench subtracts exactly that schedule as service time; an event sent
+    early would make the daemon's overhead look smaller than it is.
+    """
+    emulator.ttft_ms, emulator.chunk_ms = 60.0, 5.0
+    await raw_events(emulator, body("Hi there", stream=True))
+    record = emulator.requests[-1]
+    assert len(record.sent_at) == record.chunks_sent > 5
+    assert record.sent_at[0] - record.received_at < 0.06  # the role chunk is not held
+    for index, sent in enumerate(record.sent_at[1:], 1):
+        due = record.received_at + (60.0 + (index - 1) * 5.0) / 1000
+        assert sent >= due - 1e-6, f"event {index} left {1000 * (due - sent):.2f} ms early"
+
+
+async def test_models_listing_needs_the_key(emulator: OpenAiEmulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{emulator.base_url}/models", headers=HEADERS) as resp:
+            listing = await resp.json()
+        async with session.get(f"{emulator.base_url}/models") as refused:
+            assert refused.status == 401
+    assert listing["object"] == "list" and listing["data"][0]["id"] == emulator.model
+    assert len(emulator.model_listings) == 1
+
+
 async def test_no_usage_chunk_unless_asked(emulator: OpenAiEmulator) -> None:
     events = await raw_events(emulator, body("Hi there", stream=True))
     assert all("usage" not in json.loads(e) for e in events[:-1])
