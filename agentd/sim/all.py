@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agentd.sim.background import BackgroundLoop
 from agentd.sim.scenario import Scenario, load_scenario
 
 T = TypeVar("T")
@@ -75,8 +76,8 @@ class EmulatorStack:
             pace=profile.tts_pace,
             port=ports[2],
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread: threading.Thread | None = None
+        self._background = BackgroundLoop("emulators")
+        self._running = False
 
     @property
     def stt_url(self) -> str:
@@ -91,19 +92,10 @@ class EmulatorStack:
         return str(self.tts.base_url)
 
     def start(self) -> EmulatorStack:
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="emulators", daemon=True
-        )
-        self._thread.start()
-        ready.wait(30)
+        self._background.start()
+        self._running = True
         self.call(self._start_all())
         return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.call_soon(ready.set)
-        self._loop.run_forever()
 
     async def _start_all(self) -> None:
         await self.stt.start()
@@ -127,16 +119,14 @@ class EmulatorStack:
 
     def call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         """Run a coroutine on the emulators' loop (e.g. to change faults) and wait."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+        return self._background.call(coro, timeout_s)
 
     def stop(self) -> None:
-        if self._thread is None:
+        if not self._running:
             return
+        self._running = False
         self.call(self._stop_all())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
-        self._thread = None
-        self._loop.close()
+        self._background.stop()
 
     def __enter__(self) -> EmulatorStack:
         return self.start()

@@ -14,7 +14,7 @@ sessions, so a dropped, unfinished utterance keeps its text) gets text k.
 Faults are plain attributes/methods, safe to change while running. Every session
 records the audio it received and timestamped events so tests can prove nothing was
 lost across reconnects. Run it in the test's loop (`await start()`) or in a thread
-with its own loop (`with emu.running_in_thread(): ...`).
+with its own loop (`with running_in_thread(emu): ...`, agentd.sim.background).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -234,39 +234,6 @@ class AssemblyAiEmulator:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-    @contextlib.contextmanager
-    def running_in_thread(self) -> Iterator[AssemblyAiEmulator]:
-        """Serve from a daemon-less thread with its own loop, for synchronous code."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        thread = threading.Thread(target=run, name="assemblyai-emulator")
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            raise failure[0]
-        try:
-            yield self
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join()
 
     # --- faults -------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ any time, also while a request streams; every request is recorded in `.requests`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -184,7 +183,7 @@ class ElevenLabsEmulator:
     def wait_until_sync(
         self, predicate: Callable[[ElevenLabsEmulator], bool], timeout_s: float = 5.0
     ) -> None:
-        """Thread-side twin of `wait_until`, for code using `ElevenLabsEmulatorThread`."""
+        """Thread-side twin of `wait_until`, for code using `running_in_thread`."""
         with self._changed_sync:
             if not self._changed_sync.wait_for(lambda: predicate(self), timeout_s):
                 raise TimeoutError(f"emulator condition not met within {timeout_s} s")
@@ -341,69 +340,3 @@ def _error(status: int, code: str, message: str, retry_after_s: int | None = Non
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
     body = json.dumps({"detail": {"status": code, "message": message}})
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
-
-
-class ElevenLabsEmulatorThread:
-    """Runs an `ElevenLabsEmulator` on its own loop in a background thread (for sync code).
-
-    with ElevenLabsEmulatorThread(ttfb_ms=50) as emu:
-        ElevenLabs(api_key="test", base_url=emu.base_url) ...
-    """
-
-    def __init__(self, api_key: str = "test", **kwargs: Any) -> None:
-        self._args: tuple[str, dict[str, Any]] = (api_key, kwargs)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.emulator: ElevenLabsEmulator | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self.emulator is None:
-            raise RuntimeError("ElevenLabsEmulatorThread is not running")
-        return self.emulator.base_url
-
-    def __enter__(self) -> ElevenLabsEmulator:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = self._loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                api_key, kwargs = self._args
-                self.emulator = ElevenLabsEmulator(api_key, **kwargs)
-                loop.run_until_complete(self.emulator.start())
-            except BaseException as exc:  # reported to the caller's thread below
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            # to_thread() workers and async generators belong to this loop: end them here
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-
-        self._thread = threading.Thread(target=run, name="elevenlabs-emulator", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._close_loop()
-            raise failure[0]
-        if self.emulator is None:
-            raise RuntimeError("ElevenLabsEmulatorThread: emulator did not start")
-        return self.emulator
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self.emulator is not None:
-            with contextlib.suppress(RuntimeError):
-                asyncio.run_coroutine_threadsafe(self.emulator.stop(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._close_loop()
-
-    def _close_loop(self) -> None:
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None

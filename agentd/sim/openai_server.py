@@ -14,7 +14,6 @@ inject the failures a real provider produces. Every request is recorded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import threading
@@ -408,20 +407,3 @@ def _error(status: int, message: str, code: str) -> web.Response:
     kind = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
     error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.json_response(error, status=status)
-
-
-@contextlib.contextmanager
-def emulator_in_thread(emulator: OpenAiEmulator) -> Iterator[OpenAiEmulator]:
-    """Run `emulator` on its own loop in a background thread (for sync code and CLIs)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="openai-emulator", daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(emulator.start(), loop).result(timeout=10)
-        yield emulator
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(emulator.stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentd.sim.assemblyai_server import AssemblyAiEmulator
+from agentd.sim.background import running_in_thread
 from agentd.sim.scenario import scenario_from_dict
 from agentd.sim.speech import render_speech, tools_available
 
@@ -200,7 +201,7 @@ async def test_scenario_texts_in_order_in_a_thread() -> None:
         {"turn": [{"visitor": "First line here."}, {"visitor": "Second line here."}]}
     )
     server = AssemblyAiEmulator(scenario=scenario, api_key=KEY, final_delay_ms=0)
-    with server.running_in_thread():
+    with running_in_thread(server):
         client, rec = await open_client(server.url, min_turn_silence=300)
         try:
             for text in ("First line here.", "Second line here."):

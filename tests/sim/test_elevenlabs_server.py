@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from agentd.sim.elevenlabs_server import ElevenLabsEmulator, ElevenLabsEmulatorThread
+from agentd.sim.background import running_in_thread
+from agentd.sim.elevenlabs_server import ElevenLabsEmulator
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -134,7 +135,7 @@ def test_thread_runner_serves_the_sync_sdk() -> None:
     from elevenlabs.client import ElevenLabs
 
     before = threading.active_count()
-    with ElevenLabsEmulatorThread(api_key=KEY, ttfb_ms=20) as emu:
+    with running_in_thread(ElevenLabsEmulator(api_key=KEY, ttfb_ms=20)) as emu:
         client = ElevenLabs(api_key=KEY, base_url=emu.base_url)
         pcm = b"".join(
             client.text_to_speech.stream("v9", text="Good morning.", output_format="pcm_24000")

@@ -10,7 +10,8 @@ import aiohttp
 import openai
 import pytest
 
-from agentd.sim.openai_server import OpenAiEmulator, emulator_in_thread, split_tokens
+from agentd.sim.background import running_in_thread
+from agentd.sim.openai_server import OpenAiEmulator, split_tokens
 from agentd.sim.scenario import scenario_from_dict
 
 pytestmark = pytest.mark.timeout(20)
@@ -202,7 +203,7 @@ async def test_faults_change_while_running(emulator: OpenAiEmulator) -> None:
 
 
 def test_thread_runner_serves_sync_sdk() -> None:
-    with emulator_in_thread(OpenAiEmulator(SCENARIO, api_key="k", chunk_ms=1)) as emu:
+    with running_in_thread(OpenAiEmulator(SCENARIO, api_key="k", chunk_ms=1)) as emu:
         client = openai.OpenAI(base_url=emu.base_url, api_key="k", max_retries=0)
         with client:
             stream = client.chat.completions.create(
