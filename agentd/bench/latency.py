@@ -170,7 +170,7 @@ class StrategySwitch:
 
 async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
     """Run the scenario through the real daemon; return one Sample per measured reply."""
-    from agentd.bench.latency_report import prewarm_tts
+    from agentd.bench.latency_report import tts_texts
     from agentd.config import load_config
     from agentd.events import AgentState
     from agentd.sim.harness import SimulatedKiosk
@@ -178,16 +178,21 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
     turn_plan = plan(turns)
     scenario_path = out_dir / "bench-latency.toml"
     scenario_path.write_text(scenario_toml(turn_plan))
-    kiosk = SimulatedKiosk(scenario_path, out_dir, profile=PROFILE, extra_toml=LOW_LATENCY_TOML)
+    kiosk = SimulatedKiosk(
+        scenario_path,
+        out_dir,
+        profile=PROFILE,
+        extra_toml=LOW_LATENCY_TOML,
+        emulator_process=True,  # a cloud does not share the daemon's GIL
+    )
     try:
         stack = kiosk.start_emulators()
         config = load_config(kiosk.write_config())
+        replies = [reply for _, _, reply in turn_plan]
         await asyncio.to_thread(
-            prewarm_tts,
-            [reply for _, _, reply in turn_plan],
-            stack.tts.espeak_voice,
+            stack.render,
+            tts_texts(replies, config.tts.min_clause_chars),
             config.audio.playback.rate_hz,
-            config.tts.min_clause_chars,
         )
         runtime = await kiosk.start()
         orchestrator = runtime.orchestrator
@@ -207,7 +212,8 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
         await kiosk.wait_scenario_done(TURN_BUDGET_S * len(turn_plan))
         observed = kiosk.observed
         await kiosk.wait_for(lambda: len(observed.turns) >= len(switch.records), 10.0)
-        return measure(switch.records, kiosk, PROFILE)
+        emulated = await asyncio.to_thread(stack.records)
+        return measure(switch.records, kiosk, PROFILE, emulated)
     finally:
         await kiosk.stop()
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from agentd.sim.all import ServiceProfile
+from agentd.sim.all import ServiceProfile, StackRecords
 
 VOICE_BLOCK_MS = 5  # resolution of the true voice end
 TARGETS = (  # (name, limit ms or ratio) from issue 3, item 8
@@ -62,9 +62,8 @@ class Sample:
     error: str = ""
 
 
-def prewarm_tts(replies: list[str], voice: str, rate_hz: int, min_clause_chars: int) -> set[str]:
-    """Render every text the TTS emulator will be asked for (clauses, whole replies)."""
-    from agentd.sim.speech import render_speech
+def tts_texts(replies: list[str], min_clause_chars: int) -> list[str]:
+    """Every text the TTS emulator will be asked for (clauses, whole replies), to pre-render."""
     from agentd.tts.sanitize import speakable
     from agentd.tts.splitter import ClauseSplitter
 
@@ -73,9 +72,7 @@ def prewarm_tts(replies: list[str], voice: str, rate_hz: int, min_clause_chars: 
         splitter = ClauseSplitter(min_clause_chars)
         texts.update(speakable(c) for c in [*splitter.feed(reply), *splitter.flush()])
         texts.add(speakable(reply))
-    for text in texts:
-        render_speech(text, rate_hz, voice)  # same positional key as the emulator's call
-    return texts
+    return sorted(texts)
 
 
 def true_voice_end_ms(span: Any, speech: bytes, rate_hz: int) -> float:
@@ -114,20 +111,23 @@ def llm_service_ms(text: str, profile: ServiceProfile, splitter: Any, *, streame
     return profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms
 
 
-def tts_service_ms(tts: Any, text: str, rate_hz: int, *, streamed: bool) -> float:
+def tts_service_ms(emulated: StackRecords, text: str, rate_hz: int, *, streamed: bool) -> float:
     """The TTS emulator's waits until the first chunk (streamed) or the last (seed)."""
     if streamed:
-        return float(tts.ttfb_ms)
+        return float(emulated.tts_ttfb_ms)
     from agentd.sim.speech import render_speech
 
-    size = rate_hz * tts.chunk_ms // 1000 * 2
-    chunks = math.ceil(len(render_speech(text, rate_hz, tts.espeak_voice)) / size)
-    return float(tts.ttfb_ms + max(0, chunks - 1) * (tts.chunk_delay_ms + tts.pace * tts.chunk_ms))
+    size = rate_hz * emulated.tts_chunk_ms // 1000 * 2
+    chunks = math.ceil(len(render_speech(text, rate_hz, emulated.tts_voice)) / size)
+    step_ms = emulated.tts_chunk_delay_ms + emulated.tts_pace * emulated.tts_chunk_ms
+    return float(emulated.tts_ttfb_ms + max(0, chunks - 1) * step_ms)
 
 
-def measure(records: list[TurnRecord], kiosk: Any, profile: ServiceProfile) -> list[Sample]:
+def measure(
+    records: list[TurnRecord], kiosk: Any, profile: ServiceProfile, emulated: StackRecords
+) -> list[Sample]:
     """One Sample per streamed/seed reply (warm-up skipped); problems go to Sample.error."""
-    finals = _emulator_marks(kiosk, "final")
+    finals = _emulator_marks(emulated, "final")
     metrics = {m.turn_id: m for m in kiosk.observed.turns}
     samples = []
     for record in records:
@@ -135,7 +135,7 @@ def measure(records: list[TurnRecord], kiosk: Any, profile: ServiceProfile) -> l
             continue
         sample = Sample(record.strategy)
         try:
-            _measure_one(sample, record, kiosk, finals, profile)
+            _measure_one(sample, record, kiosk, emulated, finals=finals, profile=profile)
         except (LookupError, ValueError, TypeError) as exc:
             sample.error = f"{type(exc).__name__}: {exc}"
         clock = record.pipeline.clock
@@ -145,11 +145,11 @@ def measure(records: list[TurnRecord], kiosk: Any, profile: ServiceProfile) -> l
     return samples
 
 
-def _emulator_marks(kiosk: Any, wanted: str) -> list[float]:
+def _emulator_marks(emulated: StackRecords, wanted: str) -> list[float]:
     """When the STT emulator recorded `wanted` events (ms, the now_ms clock)."""
     return sorted(
         at * 1000
-        for session in kiosk.stack.stt.sessions
+        for session in emulated.stt_sessions
         for at, kind, _ in session.events
         if kind == wanted
     )
@@ -159,13 +159,15 @@ def _measure_one(
     sample: Sample,
     record: TurnRecord,
     kiosk: Any,
+    emulated: StackRecords,
+    *,
     finals: list[float],
     profile: ServiceProfile,
 ) -> None:
     from agentd.audio.sim_mic import spoken
     from agentd.sim.speech import render_speech
 
-    runtime, stack = kiosk.runtime, kiosk.stack
+    runtime = kiosk.runtime
     mic, speaker = runtime.audio.capture, runtime.audio.playback
 
     clock = record.pipeline.clock
@@ -180,7 +182,7 @@ def _measure_one(
     # the instant the reply's first sample was written to the (idle) simulated device
     first_sample = min(x for x in speaker.first_audio_ms if x >= clock.llm_request_ms)
     final_sent = max(f for f in finals if f <= clock.final_ms)
-    endpoint = max(e for e in _emulator_marks(kiosk, "endpoint") if e <= final_sent)
+    endpoint = max(e for e in _emulator_marks(emulated, "endpoint") if e <= final_sent)
     streamed = record.strategy == "streamed"
     parts = runtime.orchestrator.parts
     text = record.pipeline.result.full_text
@@ -188,7 +190,7 @@ def _measure_one(
         "stt": profile.stt_final_ms,
         "llm": llm_service_ms(text, profile, parts.new_splitter(), streamed=streamed),
         "tts": tts_service_ms(
-            stack.tts, parts.sanitize(text), speaker.format.rate_hz, streamed=streamed
+            emulated, parts.sanitize(text), speaker.format.rate_hz, streamed=streamed
         ),
     }
     sample.service = service
@@ -205,7 +207,7 @@ def _measure_one(
         "stt_endpoint_after_voice_end": endpoint - voice_end,
         "stt_final_after_endpoint": final_sent - endpoint,
     }
-    _split_service_stages(sample, record, kiosk, profile, text=text, streamed=streamed)
+    _split_service_stages(sample, record, kiosk, emulated, text=text, streamed=streamed)
     sample.stages = {
         "to_stt": final_sent - voice_end - service["stt"],
         "stt_delivery": clock.final_ms - final_sent,
@@ -220,7 +222,7 @@ def _split_service_stages(
     sample: Sample,
     record: TurnRecord,
     kiosk: Any,
-    profile: ServiceProfile,
+    emulated: StackRecords,
     *,
     text: str,
     streamed: bool,
@@ -231,16 +233,16 @@ def _split_service_stages(
     the deciding event against its deadline (its own cost, kept inside the stage so the
     stages still add up); *_receive = the event left the emulator -> our next mark.
     """
-    clock, stack = record.pipeline.clock, kiosk.stack
+    clock, profile = record.pipeline.clock, kiosk.profile
     parts = kiosk.runtime.orchestrator.parts
-    llm = next(r for r in stack.llm.requests if r.received_at * 1000 >= clock.llm_request_ms)
+    llm = next(r for r in emulated.llm_requests if r.received_at * 1000 >= clock.llm_request_ms)
     index = clause_event(text, parts.new_splitter(), streamed=streamed)
     due = llm.received_at + (profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms) / 1000
     if index < len(llm.sent_at):
         sample.marks["llm_send"] = llm.received_at * 1000 - clock.llm_request_ms
         sample.marks["llm_slack"] = (llm.sent_at[index] - due) * 1000
         sample.marks["llm_receive"] = clock.tts_request_ms - llm.sent_at[index] * 1000
-    tts = next(r for r in stack.tts.requests if r.arrived_s * 1000 >= clock.tts_request_ms)
+    tts = next(r for r in emulated.tts_requests if r.arrived_s * 1000 >= clock.tts_request_ms)
     if tts.first_chunk_s is not None:
         sample.marks["tts_send"] = tts.arrived_s * 1000 - clock.tts_request_ms
         sample.marks["tts_slack"] = (tts.first_chunk_s - tts.arrived_s) * 1000 - profile.tts_ttfb_ms

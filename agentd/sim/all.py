@@ -37,6 +37,20 @@ class ServiceProfile:
     tts_pace: float = 0.0  # 0 = send audio as fast as synthesised
 
 
+@dataclass(frozen=True, slots=True)
+class StackRecords:
+    """What the three emulators recorded, and the TTS pacing they used (for measuring)."""
+
+    stt_sessions: list[Any]  # assemblyai_server.SessionRecord
+    llm_requests: list[Any]  # openai_server.RecordedRequest
+    tts_requests: list[Any]  # elevenlabs_server.TtsRequestRecord
+    tts_ttfb_ms: float
+    tts_chunk_ms: int
+    tts_chunk_delay_ms: float
+    tts_pace: float
+    tts_voice: str
+
+
 class EmulatorStack:
     """Start with `start()`, stop with `stop()`; URLs are valid in between."""
 
@@ -47,6 +61,7 @@ class EmulatorStack:
         *,
         ports: tuple[int, int, int] = (0, 0, 0),
         api_key: str = EMULATOR_KEY,
+        precise_timers: bool = False,
     ) -> None:
         from agentd.sim.assemblyai_server import AssemblyAiEmulator
         from agentd.sim.elevenlabs_server import ElevenLabsEmulator
@@ -76,7 +91,7 @@ class EmulatorStack:
             pace=profile.tts_pace,
             port=ports[2],
         )
-        self._background = BackgroundLoop("emulators")
+        self._background = BackgroundLoop("emulators", precise_timers=precise_timers)
         self._running = False
 
     @property
@@ -120,6 +135,23 @@ class EmulatorStack:
     def call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 30.0) -> T:
         """Run a coroutine on the emulators' loop (e.g. to change faults) and wait."""
         return self._background.call(coro, timeout_s)
+
+    def records(self) -> StackRecords:
+        """A copy of what the emulators recorded so far, taken on their loop."""
+        return self.call(self._records())
+
+    async def _records(self) -> StackRecords:
+        tts = self.tts
+        return StackRecords(
+            stt_sessions=list(self.stt.sessions),
+            llm_requests=list(self.llm.requests),
+            tts_requests=list(tts.requests),
+            tts_ttfb_ms=tts.ttfb_ms,
+            tts_chunk_ms=tts.chunk_ms,
+            tts_chunk_delay_ms=tts.chunk_delay_ms,
+            tts_pace=tts.pace,
+            tts_voice=tts.espeak_voice,
+        )
 
     def stop(self) -> None:
         if not self._running:

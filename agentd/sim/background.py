@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import selectors
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
@@ -30,9 +31,17 @@ S = TypeVar("S", bound=Server)
 class BackgroundLoop:
     """An event loop running on its own thread between `start()` and `stop()`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, precise_timers: bool = False) -> None:
         self.name = name
-        self._loop = asyncio.new_event_loop()
+        if precise_timers:
+            # epoll (the default) rounds every timer up to the next millisecond, so each
+            # injected latency would come 0-1 ms late; select() takes microseconds. Only
+            # for a process of its own: select() cannot watch descriptors >= 1024.
+            self._loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(
+                selectors.SelectSelector()
+            )
+        else:
+            self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -18,13 +18,14 @@ from typing import Any
 
 from agentd.events import TurnMetrics
 from agentd.sim.all import EMULATOR_KEY, EmulatorStack, ServiceProfile
+from agentd.sim.process import EmulatorProcess
 from agentd.sim.scenario import Scenario, load_scenario
 
 SECRET_ENV = ("ASSEMBLYAI_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY")
 
 
 def kiosk_config_toml(
-    stack: EmulatorStack,
+    stack: EmulatorStack | EmulatorProcess,
     scenario_path: str,
     out_dir: Path,
     *,
@@ -112,6 +113,7 @@ class SimulatedKiosk:
         extra_toml: str = "",
         realtime: bool = True,
         api_key: str = EMULATOR_KEY,
+        emulator_process: bool = False,
     ) -> None:
         if isinstance(scenario, Scenario):
             raise TypeError("pass the scenario file path: the daemon loads it from its config")
@@ -123,13 +125,22 @@ class SimulatedKiosk:
         self.extra_toml = extra_toml
         self.realtime = realtime
         self.api_key = api_key
-        self.stack: EmulatorStack | None = None
+        # In a child process (the latency bench) the emulators cannot skew the daemon's
+        # figures, but only their records() are reachable; in a thread (tests, demo,
+        # soak) their fault switches are too.
+        self.emulator_process = emulator_process
+        self.stack: Any = None  # EmulatorStack, or EmulatorProcess
         self.daemon: Any = None
         self.observed = Observed()
         self._task: asyncio.Task[int] | None = None
 
-    def start_emulators(self) -> EmulatorStack:
-        self.stack = EmulatorStack(self.scenario, self.profile, api_key=self.api_key).start()
+    def start_emulators(self) -> Any:
+        if self.emulator_process:
+            self.stack = EmulatorProcess(
+                self.scenario_path, self.profile, api_key=self.api_key
+            ).start()
+        else:
+            self.stack = EmulatorStack(self.scenario, self.profile, api_key=self.api_key).start()
         return self.stack
 
     def write_config(self) -> Path:
