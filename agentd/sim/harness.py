@@ -2,7 +2,7 @@
 
 One process, the daemon on the caller's asyncio loop exactly as `agentd run` builds it
 (Daemon -> Runtime -> Orchestrator, real SDKs over real sockets), the emulators on
-their own loop in a thread. Used by `agentd demo`, the benchmarks, the soak and the
+their own loop in a thread (or, for the latency benchmark, in a child process). Used by `agentd demo`, the benchmarks, the soak and the
 end-to-end tests, so they all exercise the same code path as production.
 """
 
