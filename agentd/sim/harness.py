@@ -2,8 +2,9 @@
 
 One process, the daemon on the caller's asyncio loop exactly as `agentd run` builds it
 (Daemon -> Runtime -> Orchestrator, real SDKs over real sockets), the emulators on
-their own loop in a thread (or, for the latency benchmark, in a child process). Used by `agentd demo`, the benchmarks, the soak and the
-end-to-end tests, so they all exercise the same code path as production.
+their own loop in a thread (or, for the latency benchmark, in a child process). Used by
+`agentd demo`, the benchmarks, the soak and the end-to-end tests, so they all exercise
+the same code path as production.
 """
 
 from __future__ import annotations
