@@ -48,6 +48,10 @@ NOISE_RISE = 1.002  # noise-floor tracker: slow rise per frame, instant fall
 AEC_DELAY_SWITCH_CORR = 0.15  # ...and by much more once the echo filter has converged
 AEC_PRE_MS = 40  # the echo filter starts this long before the estimated delay (jitter)
 AEC_PARTITIONS_MS = 160  # filter length: delay error +-40 ms + the room's first 120 ms
+# Echo mistaken for the visitor this often within the window, with a converged filter:
+# the echo path moved under it (see _false_alarm).
+FALSE_ALARMS_TO_RELEARN = 3
+FALSE_ALARM_WINDOW_MS = 15_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +146,8 @@ class BargeInDetector:
         self._aec: EchoCanceller | None = None  # built once the delay is locked
         self._judge = EchoJudge()
         self._aec_pending: list[EchoFrame] = []
-        self.stats = {"suspected": 0, "confirmed": 0, "dismissed": 0, "false": 0}
+        self._false_alarms: deque[float] = deque()
+        self.stats = {"suspected": 0, "confirmed": 0, "dismissed": 0, "false": 0, "relearned": 0}
 
     @property
     def echo_gain_db(self) -> float:
@@ -294,6 +299,35 @@ class BargeInDetector:
                 self._aec.reset()
                 self._judge.reset()
 
+    def _false_alarm(self, at_ms: float) -> None:
+        """A suspected barge-in was dismissed: most likely echo (or a short backchannel).
+
+        Repeated with a converged filter and no real barge-in in between (a confirmed one
+        clears the count), the echo path has moved under it (e.g. the
+        speaker's buffering changed and the echo now arrives earlier than the filter's
+        window): its tight leak keeps calling the misfit "visitor", the pauses starve the
+        delay estimate of echo-only frames, and nothing would ever relearn. Start over:
+        unlock the delay and reset the filter and the judge; the conservative energy
+        model decides until the delay re-locks and the filter converges again.
+        """
+        alarms = self._false_alarms
+        if alarms and at_ms < alarms[-1]:
+            alarms.clear()  # another clock (a new simulated room): start counting again
+        alarms.append(at_ms)
+        while alarms and alarms[0] < at_ms - FALSE_ALARM_WINDOW_MS:
+            alarms.popleft()
+        if len(alarms) < FALSE_ALARMS_TO_RELEARN or not self._judge.ready:
+            return
+        alarms.clear()
+        self.stats["relearned"] += 1
+        self._delay_ms = self.delay_ms_estimate = None
+        self._since_corr = 0
+        for band in self._bands:
+            band.ratios.clear()  # measured against the old alignment
+        if self._aec is not None:
+            self._aec.reset()
+        self._judge.reset()
+
     # --- decision ---------------------------------------------------------------------
 
     def _advance(
@@ -312,6 +346,7 @@ class BargeInDetector:
                 if self._suspected and not self._latched:
                     self.stats["dismissed"] += 1
                     events.append(BargeInDismissed(at_ms, self._onset_ms))
+                    self._false_alarm(at_ms)
                 if not self._suspected:  # not the visitor after all: echo evidence
                     # (once paused, the reference no longer matches what the mic hears)
                     for band in self._bands:
@@ -332,6 +367,7 @@ class BargeInDetector:
             self.stats["confirmed"] += 1
             events.append(BargeIn(at_ms + self.frame_ms, onset))
             self._confirmed_at, self._confirmed_onset = at_ms + self.frame_ms, onset
+            self._false_alarms.clear()  # it was right this time: no evidence of a moved path
             self._latched = True  # same burst: no second BargeIn until it ends
 
 

@@ -215,3 +215,25 @@ def test_speaker_timeline_matches_the_reference_across_replies() -> None:
             at += speaker.period_ms
     assert any(stream)
     assert speaker.reference.samples(0.0, len(stream) // 2) == bytes(stream)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("before_ms", "after_ms"), [(80.0, 40.0), (60.0, 30.0)])
+def test_echo_arriving_earlier_mid_conversation_is_relearned(
+    before_ms: float, after_ms: float
+) -> None:
+    """The speaker's buffering changed: the echo now comes before the converged filter's
+    window. Its misfit looks like a visitor; after a few dismissed pauses the detector
+    starts over instead of pausing every reply for good."""
+    detector = new_detector()
+    for _ in range(2):  # converge on the old path
+        assert run_overlap(-10.0, before_ms, detector=detector).pauses == 0
+    pauses = [run_overlap(-10.0, after_ms, detector=detector).pauses for _ in range(4)]
+    assert detector.stats["relearned"] >= 1
+    assert pauses[1:] == [0, 0, 0], pauses  # only the first reply after the move stutters
+    assert detector.delay_ms_estimate is not None
+    assert abs(detector.delay_ms_estimate - after_ms) <= 20.0
+    trial = run_overlap(
+        -10.0, after_ms, "Sorry, can you say that again?", visitor_at_ms=1300, detector=detector
+    )
+    assert trial.barge_ins == 1 and not trial.early
