@@ -164,13 +164,15 @@ class Orchestrator:
         pad = self.parts.stt.flush_pause()
         if pad:
             self._owed_bytes += pad
-            self.parts.recorder.add(bytes(pad))  # the recording is what the service heard
-            if self._clock is not None:
-                self._clock.audio_in_bytes += pad
+            self._heard(bytes(pad))  # the link added the padding itself
 
     def _to_stt(self, pcm: bytes) -> None:
         """Everything the cloud hears goes through here (metrics, debug recording)."""
         self.parts.stt.feed(pcm)
+        self._heard(pcm)
+
+    def _heard(self, pcm: bytes) -> None:
+        """Account audio the cloud hears: debug recording and the turn's audio metric."""
         self.parts.recorder.add(pcm)
         if self._clock is not None:
             self._clock.audio_in_bytes += len(pcm)

@@ -128,6 +128,7 @@ def measure(
 ) -> list[Sample]:
     """One Sample per streamed/seed reply (warm-up skipped); problems go to Sample.error."""
     finals = _emulator_marks(emulated, "final")
+    endpoints = _emulator_marks(emulated, "endpoint")
     metrics = {m.turn_id: m for m in kiosk.observed.turns}
     samples = []
     for record in records:
@@ -135,7 +136,9 @@ def measure(
             continue
         sample = Sample(record.strategy)
         try:
-            _measure_one(sample, record, kiosk, emulated, finals=finals, profile=profile)
+            _measure_one(
+                sample, record, kiosk, emulated, finals=finals, endpoints=endpoints, profile=profile
+            )
         except (LookupError, ValueError, TypeError) as exc:
             sample.error = f"{type(exc).__name__}: {exc}"
         clock = record.pipeline.clock
@@ -162,6 +165,7 @@ def _measure_one(
     emulated: StackRecords,
     *,
     finals: list[float],
+    endpoints: list[float],
     profile: ServiceProfile,
 ) -> None:
     from agentd.audio.sim_mic import spoken
@@ -182,7 +186,7 @@ def _measure_one(
     # the instant the reply's first sample was written to the (idle) simulated device
     first_sample = min(x for x in speaker.first_audio_ms if x >= clock.llm_request_ms)
     final_sent = max(f for f in finals if f <= clock.final_ms)
-    endpoint = max(e for e in _emulator_marks(emulated, "endpoint") if e <= final_sent)
+    endpoint = max(e for e in endpoints if e <= final_sent)
     streamed = record.strategy == "streamed"
     parts = runtime.orchestrator.parts
     text = record.pipeline.result.full_text
