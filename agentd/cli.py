@@ -12,10 +12,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentd import __version__
 from agentd.errors import AgentdError, ConfigError
+
+if TYPE_CHECKING:
+    from agentd.service.composition import DeviceBackend
 
 EX_OK = 0
 EX_FAILURE = 1
@@ -104,9 +107,18 @@ def _print(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from agentd.daemon import run_daemon
+    from agentd.service.composition import BUILTIN_BACKENDS
+    from agentd.service.lifecycle import run_daemon
 
-    return run_daemon(args.config)
+    # The CLI, not the daemon, offers the simulator's devices: loaded only when a config
+    # says `backend = "sim"` (the offline demo, end-to-end tests), never otherwise.
+    return run_daemon(args.config, {**BUILTIN_BACKENDS, "sim": _sim_backend})
+
+
+def _sim_backend() -> DeviceBackend:
+    from agentd.sim.devices import sim_backend
+
+    return sim_backend()
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -169,7 +181,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulators(args: argparse.Namespace) -> int:
-    from agentd.sim.all import serve_forever
+    from agentd.sim.stack import serve_forever
 
     return int(serve_forever(scenario_path=args.scenario, host=args.host))
 

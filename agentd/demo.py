@@ -12,8 +12,8 @@ import asyncio
 import sys
 from typing import TextIO
 
-from agentd.sim.all import DEFAULT_SCENARIO
 from agentd.sim.harness import Observed, SimulatedKiosk
+from agentd.sim.stack import DEFAULT_SCENARIO
 
 
 def run_demo(scenario_path: str = "", out_dir: str = "out/demo", realtime: bool = True) -> int:

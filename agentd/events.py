@@ -1,9 +1,13 @@
 """The events that flow through agentd's one asyncio loop.
 
 Facts are named in the past tense (`SpeechStarted`), commands in the imperative
-(`CancelReply`). Times are monotonic milliseconds (`time.monotonic_ns() // 1e6`) with
-the unit in the field name. Control events carry `priority = CONTROL` so they overtake
-queued audio.
+(`CancelReply`). Times are monotonic milliseconds (`now_ms()`) with the unit in the
+field name. Audio is data; every other event is control: the conversation's inbox
+(`agentd.conversation.inbox`) hands control events over before any queued audio, so a
+cancel or a barge-in never waits behind a backlog of mic frames.
+
+Every source of a command - GPIO buttons, MQTT, the barge-in policy, mute, shutdown -
+posts the same command events below; the turn state machine has one handler per type.
 """
 
 from __future__ import annotations
@@ -12,8 +16,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-CONTROL = 0
-DATA = 1
+from agentd.audio.format import AudioChunk
 
 
 def now_ms() -> float:
@@ -29,8 +32,6 @@ class AgentState(StrEnum):
     THINKING = "thinking"
     SPEAKING = "speaking"
     MUTED = "muted"
-    ERROR = "error"
-    OFFLINE = "offline"
 
 
 class LinkState(StrEnum):
@@ -43,6 +44,16 @@ class LinkState(StrEnum):
     FAILED = "failed"  # e.g. auth refused: no retry storm, needs operator action
 
 
+class Outcome(StrEnum):
+    """How a turn ended; decided once, when the turn is finished (conversation.turn_record)."""
+
+    OK = "ok"
+    CANCELLED = "cancelled"  # a button, MQTT, a new turn or shutdown stopped the reply
+    BARGE_IN = "barge_in"  # the visitor talked over the reply and was listened to
+    FALLBACK = "fallback"  # a cloud link failed; the local voice spoke instead
+    EMPTY = "empty"  # the model said nothing speakable; the "sorry" line played
+
+
 # --- audio / gate -------------------------------------------------------------------
 
 
@@ -52,7 +63,6 @@ class SpeechStarted:
 
     at_ms: float
     preroll: bytes = b""
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +74,13 @@ class VoicedAudio:
     so the STT link can flush without waiting a whole period for the next frame.
     """
 
-    pcm: bytes
-    at_ms: float
+    chunk: AudioChunk
     voiced: bool = True
     ends_quiet: bool = False
-    priority: int = DATA
+
+    @property
+    def at_ms(self) -> float:
+        return self.chunk.at_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +91,6 @@ class SpeechEnded:
     duration_ms: float
     too_short: bool = False
     voice_end_ms: float | None = None  # end of the last voiced frame (true end of speech)
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +99,40 @@ class BargeIn:
 
     at_ms: float
     onset_ms: float
-    priority: int = CONTROL
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInSuspected:
+    """Probable visitor speech over the reply: pause playback (do not cancel yet)."""
+
+    at_ms: float
+    onset_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInDismissed:
+    """The suspected barge-in was a backchannel/noise: resume the paused reply."""
+
+    at_ms: float
+    onset_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class FalseBargeIn:
+    """A confirmed barge-in produced no words: resume the reply."""
+
+    at_ms: float
+    onset_ms: float
+
+
+BargeInEvent = BargeInSuspected | BargeIn | BargeInDismissed | FalseBargeIn
+
+
+@dataclass(frozen=True, slots=True)
+class FirstAudioPlayed:
+    """The playback device started sounding newly written audio (from its thread)."""
+
+    at_ms: float
 
 
 # --- STT ---------------------------------------------------------------------------
@@ -98,7 +142,6 @@ class BargeIn:
 class TranscriptPartial:
     text: str
     at_ms: float
-    priority: int = DATA
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +151,17 @@ class TurnFinalized:
     text: str
     at_ms: float
     turn_order: int = 0
-    priority: int = CONTROL
 
 
-# --- commands from buttons / MQTT / shutdown ------------------------------------------
+# --- commands (buttons, MQTT, barge-in policy, mute, shutdown) -----------------------
 
 
 @dataclass(frozen=True, slots=True)
 class CancelReply:
-    reason: str
+    """Stop the reply in flight (LLM, TTS and speaker); `source` names who asked."""
+
+    source: str
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,63 +170,84 @@ class StartListening:
 
     source: str
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
 class StopListening:
     source: str
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
-class Speak:
-    """Announce text (MQTT `say`): goes through TTS, fallback voice if TTS fails."""
+class Say:
+    """Announce text (MQTT `say`): through TTS, the fallback voice if TTS fails."""
 
     text: str
-    source: str = "mqtt"
-    priority: int = CONTROL
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
 class SetMuted:
     muted: bool
     source: str
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
-class StaffCalled:
+class ToggleMute:
+    """The mute button: the conversation knows the current state, the button does not."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetVolume:
+    level: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetConversation:
+    """Forget the conversation (MQTT `reset`): reply cancelled, history wiped."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStaff:
     reason: str
     source: str
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
+
+
+Command = (
+    CancelReply
+    | StartListening
+    | StopListening
+    | Say
+    | SetMuted
+    | ToggleMute
+    | SetVolume
+    | ResetConversation
+    | CallStaff
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ButtonPressed:
-    button: str  # "talk", "cancel", "mute"
+    """A fact for reporting (MQTT event); the button's command is posted beside it."""
+
+    button: str  # "talk", "cancel", "mute", "staff"
     long_press: bool = False
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
 
 
 @dataclass(frozen=True, slots=True)
 class ButtonReleased:
     button: str
     at_ms: float = field(default_factory=now_ms)
-    priority: int = CONTROL
 
 
 # --- reporting -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanged:
-    old: AgentState
-    new: AgentState
-    at_ms: float = field(default_factory=now_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,4 +285,4 @@ class TurnMetrics:
     audio_out_s: float = 0.0
     audio_in_s: float = 0.0
     tool_calls: int = 0
-    outcome: str = "ok"  # ok, cancelled, barge_in, fallback, empty
+    outcome: Outcome = Outcome.OK

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd.sdnotify import Notifier, WatchdogFeeder
+from agentd.service.sdnotify import Notifier, WatchdogFeeder
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -124,7 +124,7 @@ def test_send_failure_is_reported_once_and_never_raises(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")})
-    with caplog.at_level(logging.WARNING, logger="agentd.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="agentd.service.sdnotify"):
         assert not n.ready()
         assert not n.watchdog()
     assert len([r for r in caplog.records if "sd_notify" in r.getMessage()]) == 1
@@ -151,7 +151,7 @@ def test_feeder_withholds_pings_while_progress_stalls(
     assert feeder.tick_s == 0.25
 
     sent = []
-    with caplog.at_level(logging.INFO, logger="agentd.sdnotify"):
+    with caplog.at_level(logging.INFO, logger="agentd.service.sdnotify"):
         for _ in range(12):  # 3 s of healthy capture
             frames[0] += 1
             sent.append(feeder.check())

@@ -163,7 +163,7 @@ MDWE_PROBE = textwrap.dedent(
         pass
     modules = ["alsaaudio", "webrtcvad", "systemd.journal", "systemd.daemon", "openai",
                "elevenlabs", "assemblyai", "paho.mqtt.client", "gpiozero", "websockets",
-               "jsonschema", "agentd.logs", "agentd.sdnotify"]
+               "jsonschema", "agentd.logs", "agentd.service.sdnotify"]
     import agentd
     walk = pkgutil.walk_packages(agentd.__path__, "agentd.")
     modules += [m.name for m in walk if not m.name.endswith("__main__")]

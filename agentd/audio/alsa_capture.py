@@ -1,6 +1,6 @@
 """ALSA capture on its own thread: one persistent stream, xrun and unplug recovery.
 
-Frames (mono S16_LE, one period each) go to `on_frame(pcm, captured_at_ms)` on the
+Frames (mono S16_LE, one period each) go to `on_frame(AudioChunk)` on the
 capture thread; the integrator bridges to the loop with `call_soon_threadsafe`, so the
 thread never blocks on the loop. pyalsaaudio 0.11 semantics: `read()` returns
 `(-EPIPE, b"")` after an overrun and re-prepares the stream on the next call, and
@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from agentd.audio import dsp
-from agentd.audio._link import Backoff, DeviceStats, OnLink, log, report
-from agentd.audio.format import AudioFormat
+from agentd.audio.device_thread import REOPEN_FIRST_S, DeviceStats, OnLink, log, report
+from agentd.audio.format import AudioChunk, AudioFormat
+from agentd.backoff import Backoff
 from agentd.config.sections_audio import CaptureConfig
 from agentd.events import LinkState, now_ms
 
-OnFrame = Callable[[bytes, float], None]
+OnFrame = Callable[[AudioChunk], None]
 PcmOpener = Callable[[CaptureConfig], Any]
 PERIODS = 4  # ALSA buffer = 4 periods: tolerates 60-80 ms of scheduling hiccups
 
@@ -61,7 +62,7 @@ class AlsaCapture:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pcm: Any = None
-        self._backoff = Backoff(config.reopen_max_backoff_s)
+        self._backoff = Backoff(config.reopen_max_backoff_s, REOPEN_FIRST_S)
         self._was_open = False
 
     @property
@@ -111,7 +112,7 @@ class AlsaCapture:
             mono = dsp.to_mono(data, self.config.channels, self.config.channel)
             self.stats.frames += len(mono) // 2
             try:
-                on_frame(mono, captured_at)
+                on_frame(AudioChunk(mono, self.format, captured_at))
             except Exception:  # thread boundary: a consumer bug must not stop capture
                 self.stats.errors += 1
                 log.exception("capture consumer failed")

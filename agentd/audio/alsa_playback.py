@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from agentd.audio import dsp
-from agentd.audio._link import Backoff, DeviceStats, OnLink, log, report
+from agentd.audio.device_thread import REOPEN_FIRST_S, DeviceStats, OnLink, log, report
 from agentd.audio.format import AudioFormat
 from agentd.audio.reference import ReferenceTap
+from agentd.backoff import Backoff
 from agentd.config.sections_audio import PlaybackConfig
 from agentd.events import LinkState, now_ms
 
@@ -77,7 +78,7 @@ class AlsaPlayback:
         self._heard_until_ms = 0.0
         self._stop = threading.Event()
         self._pcm: Any = None
-        self._backoff = Backoff(REOPEN_MAX_BACKOFF_S)
+        self._backoff = Backoff(REOPEN_MAX_BACKOFF_S, REOPEN_FIRST_S)
         self._was_open = False
         self._thread = threading.Thread(target=self._run, name="agentd-playback", daemon=True)
         self._thread.start()

@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 from agentd.audio import dsp
 from agentd.audio.echo_filter import EchoCanceller, EchoFrame, EchoJudge
+from agentd.audio.format import AudioChunk
 from agentd.audio.reference import ReferenceTap
 from agentd.config.sections_audio import BargeInConfig
-from agentd.events import CONTROL, BargeIn
+from agentd.events import (
+    BargeIn,
+    BargeInDismissed,
+    BargeInEvent,
+    BargeInSuspected,
+    FalseBargeIn,
+)
 
 MAX_DELAY_MS = 300  # search window: 20-80 ms acoustic + device buffers on a Pi
 DELAY_STEP_MS = 10  # ReferenceTap block length
@@ -52,36 +58,6 @@ AEC_PARTITIONS_MS = 160  # filter length: delay error +-40 ms + the room's first
 # the echo path moved under it (see _false_alarm).
 FALSE_ALARMS_TO_RELEARN = 3
 FALSE_ALARM_WINDOW_MS = 15_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class BargeInSuspected:
-    """Probable visitor speech over the reply: pause playback (do not cancel yet)."""
-
-    at_ms: float
-    onset_ms: float
-    priority: int = CONTROL
-
-
-@dataclass(frozen=True, slots=True)
-class BargeInDismissed:
-    """The suspected barge-in was a backchannel/noise: resume the paused reply."""
-
-    at_ms: float
-    onset_ms: float
-    priority: int = CONTROL
-
-
-@dataclass(frozen=True, slots=True)
-class FalseBargeIn:
-    """A confirmed barge-in produced no words: restart or resume the reply."""
-
-    at_ms: float
-    onset_ms: float
-    priority: int = CONTROL
-
-
-BargeInEvent = BargeInSuspected | BargeIn | BargeInDismissed | FalseBargeIn
 
 
 class _Band:
@@ -175,10 +151,11 @@ class BargeInDetector:
         self._latched = False
         self._aec_pending.clear()
 
-    def process(self, frame: bytes, at_ms: float, voiced: bool) -> list[BargeInEvent]:
-        """One mono mic frame captured at `at_ms` with the VAD's verdict."""
+    def process(self, chunk: AudioChunk, voiced: bool) -> list[BargeInEvent]:
+        """One mono mic chunk with the VAD's verdict on it."""
         if not self.config.enabled:
             return []
+        frame, at_ms = chunk.pcm, chunk.at_ms
         energies = dsp.band_energies(frame)
         for band, energy in zip(self._bands, energies, strict=True):
             band.track_noise(energy)

@@ -24,3 +24,20 @@ class AudioFormat:
 
     def duration_ms(self, nbytes: int) -> float:
         return nbytes / self.bytes_per_frame / self.rate_hz * 1000.0
+
+    @property
+    def bytes_per_s(self) -> int:
+        return self.rate_hz * self.bytes_per_frame
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """One buffer of PCM with its format and the capture time of its first sample."""
+
+    pcm: bytes
+    fmt: AudioFormat
+    at_ms: float
+
+    @property
+    def duration_ms(self) -> float:
+        return self.fmt.duration_ms(len(self.pcm))

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any
 
 from agentd.audio import dsp
-from agentd.audio.format import AudioFormat
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.config.sections_audio import VadConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 
@@ -88,10 +88,11 @@ class VadGate:
         """Raw VAD decision for one frame of exactly frame_ms (used by barge-in too)."""
         return bool(self._vad.is_speech(frame, self.format.rate_hz))
 
-    def process(self, pcm: bytes, at_ms: float) -> list[GateEvent]:
-        """Feed captured mono audio starting at `at_ms`; return the gate's events."""
+    def process(self, chunk: AudioChunk) -> list[GateEvent]:
+        """Feed one captured mono chunk; return the gate's events."""
         if self._muted:
             return []
+        pcm, at_ms = chunk.pcm, chunk.at_ms
         if not self._pending:
             self._pending_at_ms = at_ms
         self._pending += pcm
@@ -147,7 +148,8 @@ class VadGate:
             if sum(self._window) >= self.config.start_voiced_frames:
                 self._start(at_ms, events)
             return
-        events.append(VoicedAudio(frame, at_ms, voiced, voiced and self._ends_quiet(frame)))
+        chunk = AudioChunk(frame, self.format, at_ms)
+        events.append(VoicedAudio(chunk, voiced, voiced and self._ends_quiet(frame)))
         if voiced:  # speech resumed, also during the hangover
             self._unvoiced_run = 0
             self._hangover_left = -1

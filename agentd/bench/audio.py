@@ -24,15 +24,17 @@ import time
 from dataclasses import dataclass, field
 
 from agentd.audio import dsp
-from agentd.audio.barge_in import BargeInDetector, BargeInDismissed, BargeInSuspected
-from agentd.audio.sim_mic import SimMic
-from agentd.audio.sim_speaker import SimSpeaker
+from agentd.audio.barge_in import BargeInDetector
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.vad_gate import VadGate
 from agentd.config.sections_audio import BargeInConfig, VadConfig
-from agentd.events import BargeIn
+from agentd.events import BargeIn, BargeInDismissed, BargeInSuspected
+from agentd.sim.mic import SimMic
 from agentd.sim.scenario import scenario_from_dict
+from agentd.sim.speaker import SimSpeaker
 
 RATE = 16000
+FORMAT = AudioFormat(RATE)
 IDLE_TARGET = 0.01  # CPU s per audio s: 1 % of one core
 REACTION_P95_TARGET_MS = 100.0
 REPLIES = (
@@ -201,9 +203,10 @@ def run_overlap(
     trial = Trial()
     cancelled_at: list[float] = []
 
-    def on_frame(frame: bytes, at_ms: float) -> None:
-        gate.process(frame, at_ms)
-        for event in detector.process(frame, at_ms, gate.last_voiced):
+    def on_frame(chunk: AudioChunk) -> None:
+        at_ms = chunk.at_ms
+        gate.process(chunk)
+        for event in detector.process(chunk, gate.last_voiced):
             if isinstance(event, BargeInSuspected):
                 speaker.pause()
                 trial.pauses += 1
@@ -284,11 +287,11 @@ def idle_cpu(seconds: float, speaking: bool) -> float:
     start = time.process_time()
     for index, frame in enumerate(frames):
         at = index * 20.0
-        mono = dsp.to_mono(frame, 1)
-        gate.process(mono, at)
+        mono = AudioChunk(dsp.to_mono(frame, 1), FORMAT, at)
+        gate.process(mono)
         if speaking:
             speaker.reference.push(reply[index * period : (index + 1) * period], at)
-            detector.process(mono, at, gate.last_voiced)
+            detector.process(mono, gate.last_voiced)
     return (time.process_time() - start) / (len(frames) * 0.02)
 
 

@@ -48,7 +48,7 @@ from agentd.bench.latency_report import (
     measure,
     print_report,
 )
-from agentd.sim.all import ServiceProfile
+from agentd.sim.stack import ServiceProfile
 
 # The issue's fixed profile (STT final 300 / TTFT 350 / TTFB 150). 10 ms per token is a
 # fast model (~100 tokens/s); TTS pace 0.2 = whole-text synthesis at 5x real time, our
@@ -150,7 +150,7 @@ def scenario_toml(turns: list[tuple[str, str, str]]) -> str:
 
 
 class StrategySwitch:
-    """The orchestrator's pipeline_factory for the bench: k-th reply -> k-th strategy."""
+    """The conversation's reply_factory for the bench: k-th reply -> k-th strategy."""
 
     def __init__(self, strategies: list[str]) -> None:
         self.strategies = strategies
@@ -158,7 +158,7 @@ class StrategySwitch:
 
     def __call__(self, **kwargs: Any) -> Any:
         from agentd.bench.seed_reply import SeedReplyPipeline
-        from agentd.reply import ReplyPipeline
+        from agentd.conversation.reply import ReplyPipeline
 
         index = len(self.records)
         strategy = self.strategies[index] if index < len(self.strategies) else "extra"
@@ -172,7 +172,7 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
     """Run the scenario through the real daemon; return one Sample per measured reply."""
     from agentd.bench.latency_report import tts_texts
     from agentd.config import load_config
-    from agentd.events import AgentState
+    from agentd.events import AgentState, CancelReply
     from agentd.sim.harness import SimulatedKiosk
 
     turn_plan = plan(turns)
@@ -194,21 +194,21 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
             tts_texts(replies, config.tts.min_clause_chars),
             config.audio.playback.rate_hz,
         )
-        runtime = await kiosk.start()
-        orchestrator = runtime.orchestrator
+        await kiosk.start()
+        conversation = kiosk.conversation
         switch = StrategySwitch([s for s, _, _ in turn_plan])
-        orchestrator.pipeline_factory = switch
+        conversation.reply_factory = switch
         loop = asyncio.get_running_loop()
 
         def cut() -> None:
-            if orchestrator.state is AgentState.SPEAKING:
-                orchestrator.cancel_reply("bench: reply start measured")
+            if conversation.state is AgentState.SPEAKING:
+                conversation.handle(CancelReply("bench: reply start measured"))
 
         def on_report(kind: str, payload: Any) -> None:
             if kind == "state" and payload is AgentState.SPEAKING:
                 loop.call_later(HOLD_AFTER_FIRST_AUDIO_S, cut)
 
-        runtime.observers.append(on_report)
+        kiosk.service.reporting.observers.append(on_report)
         await kiosk.wait_scenario_done(TURN_BUDGET_S * len(turn_plan))
         observed = kiosk.observed
         await kiosk.wait_for(lambda: len(observed.turns) >= len(switch.records), 10.0)

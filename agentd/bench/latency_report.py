@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from agentd.sim.all import ServiceProfile, StackRecords
+from agentd.sim.stack import ServiceProfile, StackRecords
 
 VOICE_BLOCK_MS = 5  # resolution of the true voice end
 TARGETS = (  # (name, limit ms or ratio) from issue 3, item 8
@@ -25,7 +25,7 @@ STAGE_HELP = {
     "to_stt": "true voice end -> STT final sent, minus stt_final_ms (capture period, "
     "gate, 50 ms STT chunks, websocket; the emulator's VAD decides the end it hears)",
     "stt_delivery": "final sent -> TurnFinalized on the daemon loop (SDK, loop)",
-    "to_llm": "TurnFinalized -> LLM request started (orchestrator, history)",
+    "to_llm": "TurnFinalized -> LLM request started (conversation, history)",
     "llm": "LLM request -> first TTS request, minus TTFT and first-clause streaming "
     "(HTTP, SSE parsing, splitter)",
     "tts": "TTS request -> first audio byte, minus TTFB (SDK, HTTP)",
@@ -64,7 +64,7 @@ class Sample:
 
 def tts_texts(replies: list[str], min_clause_chars: int) -> list[str]:
     """Every text the TTS emulator will be asked for (clauses, whole replies), to pre-render."""
-    from agentd.tts.sanitize import speakable
+    from agentd.tts.speakable import speakable
     from agentd.tts.splitter import ClauseSplitter
 
     texts: set[str] = set()
@@ -78,7 +78,7 @@ def tts_texts(replies: list[str], min_clause_chars: int) -> list[str]:
 def true_voice_end_ms(span: Any, speech: bytes, rate_hz: int) -> float:
     """Mic-clock time of the last 5 ms block of `speech` above the onset threshold."""
     from agentd.audio import dsp
-    from agentd.audio.sim_mic import ONSET_DB
+    from agentd.sim.mic import ONSET_DB
 
     block = rate_hz * VOICE_BLOCK_MS // 1000 * 2
     start_ms = span.end_ms - len(speech) / 2 / rate_hz * 1000
@@ -141,7 +141,7 @@ def measure(
             )
         except (LookupError, ValueError, TypeError) as exc:
             sample.error = f"{type(exc).__name__}: {exc}"
-        clock = record.pipeline.clock
+        clock = record.pipeline.record
         if clock.turn_id in metrics:
             sample.daemon_voice_to_voice_ms = metrics[clock.turn_id].voice_to_voice_ms
         samples.append(sample)
@@ -168,17 +168,20 @@ def _measure_one(
     endpoints: list[float],
     profile: ServiceProfile,
 ) -> None:
-    from agentd.audio.sim_mic import spoken
+    from agentd.conversation.turn_record import decide_outcome
+    from agentd.sim.mic import spoken
     from agentd.sim.speech import render_speech
+    from agentd.tts.speakable import speakable
 
-    runtime = kiosk.runtime
-    mic, speaker = runtime.audio.capture, runtime.audio.playback
+    mic, speaker = kiosk.mic, kiosk.speaker
 
-    clock = record.pipeline.clock
+    clock = record.pipeline.record
     marks = ("final_ms", "llm_request_ms", "tts_request_ms", "tts_first_byte_ms")
     missing = [m for m in marks if getattr(clock, m) is None]
     if missing:
-        raise ValueError(f"reply never reached {', '.join(missing)} (outcome {clock.outcome})")
+        raise ValueError(
+            f"reply never reached {', '.join(missing)} (outcome {decide_outcome(clock).value})"
+        )
     span = max((s for s in mic.spans if s.start_ms < clock.final_ms), key=lambda s: s.start_ms)
     sample.visitor = span.text
     rate_in = mic.format.rate_hz
@@ -188,17 +191,15 @@ def _measure_one(
     final_sent = max(f for f in finals if f <= clock.final_ms)
     endpoint = max(e for e in endpoints if e <= final_sent)
     streamed = record.strategy == "streamed"
-    parts = runtime.orchestrator.parts
+    parts = kiosk.conversation.parts
     text = record.pipeline.result.full_text
     service = {
         "stt": profile.stt_final_ms,
         "llm": llm_service_ms(text, profile, parts.new_splitter(), streamed=streamed),
-        "tts": tts_service_ms(
-            emulated, parts.sanitize(text), speaker.format.rate_hz, streamed=streamed
-        ),
+        "tts": tts_service_ms(emulated, speakable(text), speaker.format.rate_hz, streamed=streamed),
     }
     sample.service = service
-    sample.reply_chars = len(parts.sanitize(text))
+    sample.reply_chars = len(speakable(text))
     sample.tts_chars = clock.tts_characters
     sample.service_ms = sum(service.values())
     sample.voice_to_voice_ms = first_sample - voice_end
@@ -237,8 +238,8 @@ def _split_service_stages(
     the deciding event against its deadline (its own cost, kept inside the stage so the
     stages still add up); *_receive = the event left the emulator -> our next mark.
     """
-    clock, profile = record.pipeline.clock, kiosk.profile
-    parts = kiosk.runtime.orchestrator.parts
+    clock, profile = record.pipeline.record, kiosk.profile
+    parts = kiosk.conversation.parts
     llm = next(r for r in emulated.llm_requests if r.received_at * 1000 >= clock.llm_request_ms)
     index = clause_event(text, parts.new_splitter(), streamed=streamed)
     due = llm.received_at + (profile.llm_ttft_ms + (index - 1) * profile.llm_chunk_ms) / 1000

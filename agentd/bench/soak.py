@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentd.sim.all import ServiceProfile
+from agentd.sim.stack import ServiceProfile
 
 RSS_GROWTH_TARGET_KB = 5 * 1024  # issue 7: growth <= 5 MB
 STUCK_S = 20.0  # longest reply (~6 s) + LLM/TTS timeouts (4 s + 3 s) + fallback, doubled
@@ -269,16 +269,16 @@ async def _trim_records(stack: Any, turn: int) -> None:
     stack.stt.drop_after_audio_ms = 0
 
 
-def _trim_devices(runtime: Any) -> None:
-    speaker = runtime.audio.playback
+def _trim_devices(kiosk: Any) -> None:
+    speaker = kiosk.speaker
     speaker.played.clear()
     speaker._mic_track.clear()  # the conversation-WAV track; no public way to drop it
     speaker.first_audio_ms.clear()
 
 
-async def _cancel_later(runtime: Any, watch: StateWatch, rng: random.Random) -> bool:
-    """Send `cancel` (the MQTT command path) some time into the reply; True if sent."""
-    from agentd.runtime import RemoteCommands
+async def _cancel_later(kiosk: Any, watch: StateWatch, rng: random.Random) -> bool:
+    """Post `cancel` (as the MQTT command does) some time into the reply; True if sent."""
+    from agentd.events import CancelReply
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 8.0
@@ -287,7 +287,7 @@ async def _cancel_later(runtime: Any, watch: StateWatch, rng: random.Random) -> 
             return False
         await asyncio.sleep(0.02)
     await asyncio.sleep(rng.uniform(0.1, 1.2))
-    await RemoteCommands(runtime).cancel()
+    kiosk.service.post(CancelReply("mqtt"))
     watch.report.cancels_sent += 1
     return True
 
@@ -303,11 +303,11 @@ async def run_soak(turns: int, seed: int, out_dir: str) -> SoakReport:
     scenario_path.write_text(scenario_toml(make_scenario(plan, seed)))
     kiosk = SimulatedKiosk(scenario_path, out_dir, profile=SOAK_PROFILE)
     started = time.monotonic()
-    runtime = await kiosk.start()
-    runtime.audio.playback.wav_path = ""  # a soak-long WAV would be the test rig's memory
-    watch = StateWatch(report, lambda: runtime.audio.playback.stats.frames)
-    runtime.observers.append(watch)
-    runtime.observers.remove(kiosk.observed)  # it keeps every line and metric
+    await kiosk.start()
+    kiosk.speaker.wav_path = ""  # a soak-long WAV would be the test rig's memory
+    watch = StateWatch(report, lambda: kiosk.speaker.stats.frames)
+    kiosk.service.reporting.observers.append(watch)
+    kiosk.service.reporting.observers.remove(kiosk.observed)  # it keeps every line and metric
     try:
         await _drive(kiosk, plan, watch, random.Random(seed + 2))
     finally:
@@ -320,8 +320,8 @@ async def run_soak(turns: int, seed: int, out_dir: str) -> SoakReport:
 
 async def _drive(kiosk: Any, plan: list[str], watch: StateWatch, rng: random.Random) -> None:
     """Follow the mic turn by turn: trim records, sample resources, set faults, cancel."""
-    report, runtime, stack = watch.report, kiosk.runtime, kiosk.stack
-    mic = runtime.audio.capture
+    report, stack = watch.report, kiosk.stack
+    mic = kiosk.mic
     warmup = max(3, len(plan) // 10)
     every = max(1, len(plan) // 20)
     cancels: set[asyncio.Task[bool]] = set()
@@ -331,14 +331,14 @@ async def _drive(kiosk: Any, plan: list[str], watch: StateWatch, rng: random.Ran
         if i >= report.visitor_turns_played:
             report.visitor_turns_played = i + 1
             await asyncio.to_thread(stack.call, _trim_records(stack, i))
-            _trim_devices(runtime)
+            _trim_devices(kiosk)
             if i == warmup:
                 report.start = sample()
             if i >= warmup and (i - warmup) % every == 0:
                 report.trend.append(sample())
             apply_fault(stack, plan[i])
             if plan[i] == "cancel":
-                task = asyncio.create_task(_cancel_later(runtime, watch, rng))
+                task = asyncio.create_task(_cancel_later(kiosk, watch, rng))
                 cancels.add(task)
                 task.add_done_callback(cancels.discard)
         await asyncio.sleep(0.05)
@@ -350,7 +350,7 @@ async def _drive(kiosk: Any, plan: list[str], watch: StateWatch, rng: random.Ran
         watch.check()
         return
     await asyncio.to_thread(stack.call, _trim_records(stack, len(mic.spans)))
-    _trim_devices(runtime)
+    _trim_devices(kiosk)
     await asyncio.sleep(0.5)  # let closed sockets and finished tasks settle
     report.end = sample()
 

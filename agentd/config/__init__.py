@@ -16,8 +16,9 @@ from agentd.config._fields import section, setting
 from agentd.config._loader import build, to_dict
 from agentd.config.sections_audio import AudioConfig
 from agentd.config.sections_core import DeviceConfig, LoggingConfig, PrivacyConfig, SystemdConfig
-from agentd.config.sections_fleet import GpioConfig, MqttConfig
+from agentd.config.sections_gpio import GpioConfig
 from agentd.config.sections_llm import LlmConfig
+from agentd.config.sections_mqtt import MqttConfig
 from agentd.config.sections_stt import SttConfig
 from agentd.config.sections_tts import FallbackConfig, TtsConfig
 from agentd.errors import ConfigError

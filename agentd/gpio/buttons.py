@@ -1,10 +1,11 @@
-"""Kiosk buttons: gpiozero callbacks bridged onto the asyncio loop as button events.
+"""Kiosk buttons: gpiozero callbacks posted to the conversation as facts and commands.
 
 gpiozero calls `when_pressed`/`when_released` on its pin-callback thread and `when_held`
-on its hold thread; `ButtonPanel` only timestamps the fact and hands it to the loop with
-`loop.call_soon_threadsafe(emit, event)`. What a press *means* (start a turn, cancel,
-toggle mute, call staff) is decided on the loop by `commands_for`, which needs the
-daemon's state (is it muted?).
+on its hold thread; `ButtonPanel` timestamps the fact and posts it, followed by the
+command events it stands for (`commands_for`: start a turn, cancel, toggle mute, call
+staff), through `post` - the conversation's inbox, safe from any thread. The commands
+need no daemon state (mute is a toggle the conversation resolves), so the same events
+arrive whether a finger, MQTT or the barge-in policy asked.
 
 The long-press button: for talk (press mode) and mute, the short action waits for the
 release, since only then is it known not to be a long press. Cancel acts on press at
@@ -14,22 +15,21 @@ and its long press then additionally calls staff.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from agentd.config.sections_fleet import ButtonConfig, ButtonsConfig
+from agentd.config.sections_gpio import ButtonConfig, ButtonsConfig
 from agentd.errors import GpioError
 from agentd.events import (
     ButtonPressed,
     ButtonReleased,
+    CallStaff,
     CancelReply,
-    SetMuted,
-    StaffCalled,
     StartListening,
     StopListening,
+    ToggleMute,
     now_ms,
 )
 
@@ -73,19 +73,18 @@ class _Handler:
 
 
 class ButtonPanel:
-    """The configured buttons; every press reaches `emit` on `loop`, never on a GPIO thread."""
+    """The configured buttons; every press is posted as a fact plus its commands."""
 
     def __init__(
         self,
         config: ButtonsConfig,
         factory: Any,
-        emit: Callable[[object], None],
-        loop: asyncio.AbstractEventLoop,
+        post: Callable[[object], None],
     ) -> None:
         from gpiozero import Button
 
-        self._emit = emit
-        self._loop = loop
+        self._config = config
+        self._post_to_loop = post  # thread-safe (the conversation's inbox)
         self._buttons: dict[str, Any] = {}
         self._closed = False
         long_name = config.long_press_button if config.long_press_action != "none" else ""
@@ -128,7 +127,9 @@ class ButtonPanel:
 
     def _post(self, event: object) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._emit, event)
+            self._post_to_loop(event)
+            for command in commands_for(event, self._config):
+                self._post_to_loop(command)
         except RuntimeError:  # loop closed during shutdown: the press no longer matters
             log.debug("dropped %r: event loop closed", event)
 
@@ -142,8 +143,8 @@ class ButtonPanel:
         self._buttons.clear()
 
 
-def commands_for(event: object, config: ButtonsConfig, *, muted: bool) -> tuple[object, ...]:
-    """The commands one button fact stands for (called on the loop, with the mute state).
+def commands_for(event: object, config: ButtonsConfig) -> tuple[object, ...]:
+    """The commands one button fact stands for.
 
     Commands keep the press time (`at_ms`), so latency is measured from the finger.
     """
@@ -154,16 +155,16 @@ def commands_for(event: object, config: ButtonsConfig, *, muted: bool) -> tuple[
                 config.long_press_action == "call_staff"
                 and event.button == config.long_press_button
             ):
-                return (StaffCalled(f"long press on {event.button}", SOURCE, at_ms=at),)
+                return (CallStaff(f"long press on {event.button}", SOURCE, at_ms=at),)
             return ()
         if event.button == "talk":
             return (StartListening(SOURCE, at_ms=at),)
         if event.button == "cancel":
             return (CancelReply(SOURCE, at_ms=at),)
         if event.button == "mute":
-            return (SetMuted(not muted, SOURCE),)
+            return (ToggleMute(SOURCE),)
         if event.button == "staff":
-            return (StaffCalled("staff button", SOURCE, at_ms=at),)
+            return (CallStaff("staff button", SOURCE, at_ms=at),)
     if isinstance(event, ButtonReleased) and event.button == "talk" and config.talk_mode == "hold":
         return (StopListening(SOURCE, at_ms=event.at_ms),)
     return ()

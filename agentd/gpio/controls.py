@@ -1,11 +1,10 @@
 """The daemon's one handle on GPIO: buttons in, status lights and staff-call output out.
 
 Usage on the loop:
-    controls = GpioControls(config.gpio, emit=queue_put, loop=loop)
+    controls = GpioControls(config.gpio, post=inbox.post)  # presses -> facts + commands
     controls.start()                     # GpioError if the hardware is unusable
     controls.show_state(AgentState.IDLE)
-    for cmd in commands_for(button_event, config.gpio.buttons, muted=muted): ...
-    await controls.raise_staff_call()    # on StaffCalled
+    await controls.raise_staff_call()    # on CallStaff
     controls.close()
 """
 
@@ -15,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from agentd.config.sections_fleet import GpioConfig
+from agentd.config.sections_gpio import GpioConfig
 from agentd.errors import GpioError
 from agentd.events import AgentState
 from agentd.gpio.buttons import ButtonPanel
@@ -29,15 +28,13 @@ class GpioControls:
     def __init__(
         self,
         config: GpioConfig,
-        emit: Callable[[object], None],
-        loop: asyncio.AbstractEventLoop,
+        post: Callable[[object], None],
         *,
         factory: Any = None,
         spi: Any = None,
     ) -> None:
         self.config = config
-        self._emit = emit
-        self._loop = loop
+        self._post = post  # thread-safe: button facts and commands (conversation inbox)
         self.factory = factory  # injected (tests) or made in start() from config
         self._spi = spi  # injected fake SPI device for apa102 (tests)
         self.buttons: ButtonPanel | None = None
@@ -55,7 +52,7 @@ class GpioControls:
         try:
             if self.factory is None:
                 self.factory = make_pin_factory(self.config.pin_factory)
-            self.buttons = ButtonPanel(self.config.buttons, self.factory, self._emit, self._loop)
+            self.buttons = ButtonPanel(self.config.buttons, self.factory, self._post)
             self.lights = StatusLights.from_config(self.config.leds, self.factory, spi=self._spi)
             if self.config.staff_call_pin >= 0:
                 from gpiozero import DigitalOutputDevice

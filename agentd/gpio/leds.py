@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from agentd.config.sections_fleet import LedsConfig
+from agentd.config.sections_gpio import LedsConfig
 from agentd.errors import GpioError
 from agentd.events import AgentState
 from agentd.gpio.patterns import Pattern, Rgb, level_at, next_change_s, resolve_patterns

@@ -56,8 +56,6 @@ MONO_DEFAULTS: dict[AgentState, str] = {
     AgentState.THINKING: "pulse",
     AgentState.SPEAKING: "blink",
     AgentState.MUTED: "heartbeat",
-    AgentState.ERROR: "fast_blink",
-    AgentState.OFFLINE: "slow_blink",
 }
 COLOUR_DEFAULTS: dict[AgentState, str] = {
     AgentState.IDLE: "dim white",
@@ -65,8 +63,6 @@ COLOUR_DEFAULTS: dict[AgentState, str] = {
     AgentState.THINKING: "spin cyan",
     AgentState.SPEAKING: "on green",
     AgentState.MUTED: "on red",
-    AgentState.ERROR: "fast_blink red",
-    AgentState.OFFLINE: "slow_blink orange",
 }
 
 

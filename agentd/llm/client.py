@@ -10,17 +10,17 @@ tells the server to stop generating (barge-in must not keep paying for tokens).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentd.connection_warmer import ConnectionWarmer
 from agentd.errors import LlmError, LlmRateLimited, LlmTimeout
 from agentd.llm.events import LlmDone, LlmEvent, TextDelta, ToolCallFinished, ToolCallStarted
-from agentd.llm.speakable import SpeakableFilter
 from agentd.llm.stream import ToolCallAccumulator
 from agentd.llm.tools import ToolRegistry
 
@@ -79,7 +79,7 @@ class ChatLlm:
             await self.warmer.aclose()
         await self._client.close()
 
-    async def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncIterator[LlmEvent]:
+    async def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncGenerator[LlmEvent, None]:
         """Yield the reply to `messages`, running up to `max_tool_rounds` tool rounds.
 
         Raises LlmTimeout, LlmRateLimited or LlmError; nothing else except cancellation.
@@ -156,22 +156,18 @@ class ChatLlm:
             stream = await self._client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
             raise map_error(exc) from None
-        speakable = SpeakableFilter()
-        text: list[str] = []
+        text = io.StringIO()  # one growing buffer: a str per delta costs ~50 B each
         try:
+            # The model's text as written: what is spoken of it is the reply pipeline's
+            # business (agentd.tts.speakable), the history keeps only what was heard.
             async for chunk in _with_deadlines(stream, self._config):
                 for piece in _apply_chunk(chunk, calls, result):
-                    clean = speakable.feed(piece)
-                    if clean:
-                        text.append(clean)
-                        yield TextDelta(clean)
-            tail = speakable.flush()
-            if tail:
-                text.append(tail)
-                yield TextDelta(tail)
+                    if piece:
+                        text.write(piece)
+                        yield TextDelta(piece)
         finally:
             await stream.close()
-        result.text = "".join(text)
+        result.text = text.getvalue()
         if result.finish_reason is None:
             raise LlmError("stream ended without a finish_reason (reply cut off)")
 

@@ -14,13 +14,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentd.errors import ConfigError, ToolError
-
-if TYPE_CHECKING:
-    from agentd.config.sections_llm import LlmConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +64,6 @@ class ToolRegistry:
                 raise ConfigError("llm.tools", "duplicate tool name", tool.name)
             validator = jsonschema.Draft202012Validator(tool.parameters)
             self._tools[tool.name] = dataclasses.replace(tool, validator=validator)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: LlmConfig,
-        call_staff: CallStaff,
-        *,
-        now: Callable[[], datetime] | None = None,
-    ) -> ToolRegistry:
-        """Build exactly the tools declared in `config.tools` (the allow-list)."""
-        from agentd.llm.builtin_tools import builtin_tool
-        from agentd.llm.webhook import webhook_tool
-
-        tools = []
-        for tool_config in config.tools:
-            if tool_config.kind == "webhook":
-                tools.append(webhook_tool(tool_config))
-            else:
-                tools.append(builtin_tool(tool_config, config.opening_hours, call_staff, now))
-        return cls(tools)
 
     @property
     def names(self) -> tuple[str, ...]:

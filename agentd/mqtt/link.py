@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentd.config.sections_fleet import MqttTlsConfig
+from agentd.backoff import Backoff
+from agentd.config.sections_mqtt import MqttTlsConfig
 from agentd.errors import ConfigError
 from agentd.events import LinkChanged, LinkState
 
@@ -36,6 +37,8 @@ _V5_REFUSED_CODES = frozenset({0x84, 0x01})
 # (v5 0x86, 0x87; v3.1.1 4, 5). The link stays FAILED but paho keeps retrying slowly.
 _AUTH_REFUSED_CODES = frozenset({0x86, 0x87, 0x04, 0x05})
 _STOP_FLUSH_S = 2.0  # how long stop() waits for "offline" to reach the broker
+# paho's own default first reconnect delay; a broker restart takes about that long.
+RECONNECT_FIRST_S = 1.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,7 +119,8 @@ class MqttLink:
         self._ssl = _ssl_context(tls) if tls is not None and tls.enabled else None
         self._tls_insecure = bool(tls and tls.enabled and tls.insecure_skip_verify)
         self._keepalive_s = keepalive_s
-        self._max_backoff_s = max_backoff_s
+        # Touched only on paho's network thread (its callbacks): no lock needed.
+        self._backoff = Backoff(max_backoff_s, first_s=RECONNECT_FIRST_S)
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queue_limit = queue_limit
         self._subscriptions: list[tuple[str, int]] = []
@@ -214,7 +218,7 @@ class MqttLink:
             client.tls_insecure_set(self._tls_insecure)
         w = self._will
         client.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
-        client.reconnect_delay_set(1, max(1, int(self._max_backoff_s)))
+        self._pace_reconnect(client)
         client.on_connect = self._guard(self._handle_connect)
         client.on_connect_fail = self._guard(self._handle_connect_fail)
         client.on_disconnect = self._guard(self._handle_disconnect)
@@ -275,6 +279,7 @@ class MqttLink:
         if client is not self._client:
             return  # a stale client being replaced
         self._refused = False
+        self._backoff.reset()
         _no_delay(client)
         client.publish(self._will.topic, self._online_payload, qos=1, retain=True)
         with self._lock:
@@ -295,8 +300,20 @@ class MqttLink:
         finally:
             self._set_state(LinkState.CONNECTED, f"MQTT {self._protocol}")
 
-    def _handle_connect_fail(self, _client: Any, _userdata: Any) -> None:
+    def _handle_connect_fail(self, client: Any, _userdata: Any) -> None:
+        self._pace_reconnect(client)
         self._set_state_threadsafe(LinkState.BACKOFF, "connect failed, retrying")
+
+    def _pace_reconnect(self, client: Any) -> None:
+        """Set paho's next reconnect wait from our Backoff (jittered, capped).
+
+        paho doubles its own delay without jitter; a fleet behind one access point would
+        then reconnect in lockstep after a broker restart. paho calls on_disconnect /
+        on_connect_fail right before it waits, and `reconnect_delay_set(d, d)` makes
+        that wait exactly `d`.
+        """
+        delay = self._backoff.next_delay()
+        client.reconnect_delay_set(delay, delay)
 
     def _handle_disconnect(
         self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -306,6 +323,7 @@ class MqttLink:
         with self._lock:
             self._connected = False
             stopping = self._stopping
+        self._pace_reconnect(client)
         if not stopping and not self._refused:  # keep FAILED visible while paho retries
             self._set_state_threadsafe(LinkState.BACKOFF, f"disconnected: {reason}")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from agentd import __version__
 from agentd.config.sections_core import DeviceConfig
-from agentd.config.sections_fleet import MqttConfig
+from agentd.config.sections_mqtt import MqttConfig
 from agentd.errors import CommandError
 from agentd.events import AgentState, LinkChanged, LinkState, TurnMetrics
 from agentd.mqtt import topics as t

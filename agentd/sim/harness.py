@@ -1,7 +1,7 @@
 """SimulatedKiosk: the real daemon, simulated mic/speaker, and the three emulators.
 
 One process, the daemon on the caller's asyncio loop exactly as `agentd run` builds it
-(Daemon -> Runtime -> Orchestrator, real SDKs over real sockets), the emulators on
+(Daemon -> Kiosk -> Conversation, real SDKs over real sockets), the emulators on
 their own loop in a thread (or, for the latency benchmark, in a child process). Used by
 `agentd demo`, the benchmarks, the soak and the end-to-end tests, so they all exercise
 the same code path as production.
@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentd.conversation.turns import Conversation
 from agentd.events import TurnMetrics
-from agentd.sim.all import EMULATOR_KEY, EmulatorStack, ServiceProfile
+from agentd.service.composition import BUILTIN_BACKENDS
+from agentd.service.kiosk import Kiosk
+from agentd.sim.devices import with_sim
+from agentd.sim.mic import SimMic
 from agentd.sim.process import EmulatorProcess
 from agentd.sim.scenario import Scenario, load_scenario
+from agentd.sim.speaker import SimSpeaker
+from agentd.sim.stack import EMULATOR_KEY, EmulatorStack, ServiceProfile
 
 SECRET_ENV = ("ASSEMBLYAI_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY")
 
@@ -156,36 +162,64 @@ class SimulatedKiosk:
         path.write_text(f'include = ["{base.name}"]\n{self.extra_toml}\n')
         return path
 
-    async def start(self, *, set_env_keys: bool = True) -> Any:
-        """Start emulators (if needed) and the daemon; returns the Runtime once it runs."""
+    async def start(self, *, set_env_keys: bool = True) -> Kiosk:
+        """Start emulators (if needed) and the daemon; returns the Kiosk once it runs."""
         from agentd.config import load_config
-        from agentd.daemon import Daemon
         from agentd.secrets import Secrets
+        from agentd.service.lifecycle import Daemon
 
         config_path = self.write_config()
         if set_env_keys:
             for name in SECRET_ENV:
                 os.environ[name] = self.api_key
         config = load_config(config_path)
-        self.daemon = Daemon(str(config_path), config, Secrets.load())
+        self.daemon = Daemon(str(config_path), config, Secrets.load(), with_sim(BUILTIN_BACKENDS))
         self._task = asyncio.create_task(self.daemon.run(), name="daemon")
-        while self.daemon.runtime is None or self.daemon.runtime.orchestrator is None:
+        while self.daemon.kiosk.conversation is None:
             if self._task.done():
                 self._task.result()
                 raise RuntimeError("the daemon stopped during start-up")
             await asyncio.sleep(0.02)
-        self.daemon.runtime.observers.append(self.observed)
-        return self.daemon.runtime
+        kiosk: Kiosk = self.daemon.kiosk
+        kiosk.reporting.observers.append(self.observed)
+        return kiosk
 
     @property
-    def runtime(self) -> Any:
-        return self.daemon.runtime
+    def service(self) -> Kiosk:
+        """The running kiosk (devices, conversation, reporting), once start() returned."""
+        if self.daemon is None:
+            raise RuntimeError("start() first")
+        kiosk: Kiosk = self.daemon.kiosk
+        return kiosk
+
+    @property
+    def conversation(self) -> Conversation:
+        conversation = self.service.conversation
+        if conversation is None:
+            raise RuntimeError("start() first")
+        return conversation
+
+    @property
+    def mic(self) -> SimMic:
+        """The simulated mic (the kiosk runs the sim backend)."""
+        audio = self.service.audio
+        if audio is None or not isinstance(audio.capture, SimMic):
+            raise RuntimeError("the kiosk does not run the simulated mic")
+        return audio.capture
+
+    @property
+    def speaker(self) -> SimSpeaker:
+        """The simulated speaker (the kiosk runs the sim backend)."""
+        audio = self.service.audio
+        if audio is None or not isinstance(audio.playback, SimSpeaker):
+            raise RuntimeError("the kiosk does not run the simulated speaker")
+        return audio.playback
 
     async def wait_scenario_done(self, timeout_s: float | None = None) -> None:
         """Until the simulated mic has played the whole scenario (or the daemon ended)."""
         if self._task is None:
             raise RuntimeError("start() first")
-        mic = self.runtime.audio.capture
+        mic = self.mic
         finished = asyncio.ensure_future(asyncio.to_thread(mic.finished.wait, timeout_s))
         await asyncio.wait({self._task, finished}, return_when=asyncio.FIRST_COMPLETED)
         if not finished.done():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentd.sim.all import EMULATOR_KEY, EmulatorStack, ServiceProfile, StackRecords
+from agentd.sim.stack import EMULATOR_KEY, EmulatorStack, ServiceProfile, StackRecords
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

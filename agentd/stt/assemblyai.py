@@ -26,15 +26,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentd.backoff import Backoff
 from agentd.config.sections_stt import SttConfig
 from agentd.errors import ConfigError
-from agentd.events import FaultRaised, LinkChanged, LinkState, TranscriptPartial, TurnFinalized
+from agentd.events import (
+    FaultRaised,
+    LinkChanged,
+    LinkState,
+    TranscriptPartial,
+    TurnFinalized,
+    VoicedAudio,
+)
 from agentd.events import now_ms as _now_ms
 from agentd.stt._replay import ENDPOINT, ReplayBuffer
 
@@ -81,6 +88,7 @@ class AssemblyAiStt:
         self, config: SttConfig, api_key: str, rate_hz: int, emit: Callable[[object], None]
     ) -> None:
         self._config = config
+        self._backoff = Backoff(config.max_backoff_s, first_s=_BACKOFF_BASE_S)
         self._api_key = api_key
         self._rate_hz = rate_hz
         self._emit_cb = emit
@@ -98,6 +106,8 @@ class AssemblyAiStt:
         self._last_attempt = float("-inf")
         self._last_partial = ""
         self._turn_counter = 0
+        self._was_voiced = False  # the last gated frame was voiced (pause detection)
+        self._owed_bytes = 0  # unvoiced audio still to drop for early-flush padding
         self.stats = SttStats()
 
     # --- public API ------------------------------------------------------------------
@@ -115,6 +125,7 @@ class AssemblyAiStt:
         """The VAD gate opened: start a segment and make sure a session is (being) open."""
         if not self._started or self._closing:
             return
+        self._was_voiced, self._owed_bytes = True, 0
         self._last_activity = time.monotonic()
         if self._state is LinkState.FAILED:
             if time.monotonic() - self._last_attempt < self._config.auth_retry_s:
@@ -133,18 +144,43 @@ class AssemblyAiStt:
         self._ensure_link()
         self._wake.set()
 
-    def flush_pause(self) -> int:
-        """The voice paused: send the partial chunk now, zero-padded; returns the padding.
+    def send_gated(self, audio: VoicedAudio) -> bytes:
+        """Gated audio to the service; returns exactly what the service hears of it.
 
-        The caller should then drop that many bytes of the silence that follows (see
-        Orchestrator), so the stream's timeline is unchanged.
+        When the voice stops - inside a voiced frame (`ends_quiet`) or at an unvoiced
+        frame after a voiced one - the partial chunk is flushed zero-padded: the service
+        hears the end of the word up to a chunk sooner, which is latency the visitor
+        feels. The padding lands where the room was already quiet; as much unvoiced
+        audio is dropped later ("owed"), so the stream's timeline stays aligned even
+        when the voice resumes at once (a pause inside a sentence). The returned bytes
+        (padding included) are what the debug recording and the turn's metrics count.
         """
+        pcm = audio.chunk.pcm
+        heard = b""
+        if not audio.voiced:
+            if self._was_voiced:
+                heard += self._flush_pause()
+            if self._owed_bytes:
+                skipped = min(self._owed_bytes, len(pcm))
+                self._owed_bytes -= skipped
+                pcm = pcm[skipped:]
+        if pcm:
+            self.feed(pcm)
+            heard += pcm
+        if audio.ends_quiet:
+            heard += self._flush_pause()
+        self._was_voiced = audio.voiced and not audio.ends_quiet
+        return heard
+
+    def _flush_pause(self) -> bytes:
+        """Send the partial chunk now, zero-padded; returns the padding (now owed)."""
         if not self._started or self._closing or self._state is LinkState.FAILED:
-            return 0
+            return b""
         pad = self._buffer.pad_open_segment()
         if pad:
+            self._owed_bytes += pad
             self._wake.set()
-        return pad
+        return bytes(pad)
 
     def end_utterance(self) -> None:
         """The visitor stopped: ForceEndpoint after the audio, and arm the final timer."""
@@ -192,7 +228,6 @@ class AssemblyAiStt:
             )
 
     async def _run_link(self) -> None:
-        attempt = 0
         outage = False
         try:
             while not self._closing:
@@ -202,7 +237,8 @@ class AssemblyAiStt:
                         self.stats.reconnects += 1
                     await self._pump(session)
                     stable = time.monotonic() - session.opened_at >= _STABLE_SESSION_S
-                    attempt = 0 if (stable or session.got_turn) else attempt
+                    if stable or session.got_turn:
+                        self._backoff.reset()
                 await self._disconnect(session, terminate=False)
                 error = session.error
                 if self._closing:
@@ -215,8 +251,7 @@ class AssemblyAiStt:
                 outage = error is not None
                 if not self._buffer.pending:
                     break  # idle or nothing left to resend: reconnect on the next utterance
-                await self._backoff(attempt)
-                attempt += 1
+                await self._wait_before_retry()
         except Exception as exc:  # task boundary: report, never kill the loop
             log.exception("STT link task failed")
             self._fault("stt", f"STT link task failed: {exc}")
@@ -293,9 +328,8 @@ class AssemblyAiStt:
                 transport.abort()
         session.ended = True
 
-    async def _backoff(self, attempt: int) -> None:
-        cap = min(self._config.max_backoff_s, _BACKOFF_BASE_S * 2**attempt)
-        delay = cap / 2 + random.uniform(0, cap / 2)  # "equal jitter"
+    async def _wait_before_retry(self) -> None:
+        delay = self._backoff.next_delay()
         self._set_state(LinkState.BACKOFF, f"retry in {delay:.2f} s")
         self._wake.clear()
         deadline = time.monotonic() + delay

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentd.connection_warmer import ConnectionWarmer
@@ -90,7 +90,7 @@ class ElevenLabsTts:
 
     async def stream(
         self, text: str, *, previous_text: str = "", next_text: str = ""
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield even-length PCM chunks for `text` as they arrive; raises TtsError/TtsTimeout."""
         if not text.strip():
             return

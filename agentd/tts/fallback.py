@@ -8,8 +8,7 @@ Arbitrary text (`render()`) spawns espeak-ng + sox off the event loop.
 If espeak-ng or sox is missing (or fails), a short two-tone "error" earcon stands in,
 with an error log naming the missing package: a sound is better than silence.
 
-The renderer lives in `agentd.sim.speech` (stdlib only, no sim dependencies), shared with
-the simulator so both speak with the same voice; it is imported, not duplicated.
+The renderer is `agentd.tts.espeak`; the simulator speaks its visitors through it too.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from agentd.errors import AudioError
-from agentd.sim import speech
-from agentd.tts.sanitize import speakable
+from agentd.tts import espeak
+from agentd.tts.speakable import speakable
 
 if TYPE_CHECKING:
     from agentd.config.sections_tts import FallbackConfig
@@ -51,7 +50,7 @@ class FallbackVoice:
     @property
     def has_speech(self) -> bool:
         """False when espeak-ng/sox are missing and only the earcon can play."""
-        return speech.tools_available()
+        return espeak.tools_available()
 
     def prerender(self) -> None:
         """Render every configured line now (blocking: call once at start, in a thread)."""
@@ -80,11 +79,11 @@ class FallbackVoice:
         clean = speakable(text)
         if not clean:
             return b""
-        if not speech.tools_available():
+        if not espeak.tools_available():
             self._warn_missing("espeak-ng or sox not found on PATH (apt install espeak-ng sox)")
             return self.earcon()
         try:
-            pcm = speech.render_speech_uncached(
+            pcm = espeak.render_speech(
                 clean, self.rate_hz, self._config.espeak_voice, self._config.espeak_speed_wpm
             )
         except AudioError as exc:

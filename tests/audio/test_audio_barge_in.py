@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 
 from agentd.audio.barge_in import BargeInDetector, FalseBargeIn
-from agentd.audio.format import AudioFormat
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.reference import ReferenceTap
-from agentd.audio.sim_mic import SimMic
-from agentd.audio.sim_speaker import SimSpeaker
 from agentd.bench.audio import new_detector, run_overlap
 from agentd.config.sections_audio import BargeInConfig
 from agentd.events import BargeIn, LinkState
+from agentd.sim.mic import SimMic
 from agentd.sim.scenario import scenario_from_dict
+from agentd.sim.speaker import SimSpeaker
 from agentd.sim.speech import render_speech
+
+FMT16 = AudioFormat(16000)
 
 
 @pytest.mark.timeout(60)
@@ -74,10 +76,10 @@ def test_aec_mode_trusts_vad_and_false_barge_in_follows_without_words() -> None:
     at = 1000.0
     tap.push(bytes(fmt.bytes_for_ms(3000)), at)  # agent is speaking (energy irrelevant)
     for i in range(0, len(speech) - 640, 640):
-        events += detector.process(speech[i : i + 640], at, voiced=True)
+        events += detector.process(AudioChunk(speech[i : i + 640], FMT16, at), voiced=True)
         at += 20
     for _ in range(120):
-        events += detector.process(silence, at, voiced=False)
+        events += detector.process(AudioChunk(silence, FMT16, at), voiced=False)
         at += 20
     assert sum(isinstance(e, BargeIn) for e in events) == 1
     assert any(isinstance(e, FalseBargeIn) for e in events)
@@ -86,11 +88,11 @@ def test_aec_mode_trusts_vad_and_false_barge_in_follows_without_words() -> None:
     events2 = []
     at = 1000.0
     for i in range(0, len(speech) - 640, 640):
-        events2 += detector2.process(speech[i : i + 640], at, voiced=True)
+        events2 += detector2.process(AudioChunk(speech[i : i + 640], FMT16, at), voiced=True)
         at += 20
     detector2.note_words()
     for _ in range(120):
-        events2 += detector2.process(silence, at, voiced=False)
+        events2 += detector2.process(AudioChunk(silence, FMT16, at), voiced=False)
         at += 20
     assert any(isinstance(e, BargeIn) for e in events2)
     assert not any(isinstance(e, FalseBargeIn) for e in events2)
@@ -123,8 +125,8 @@ def test_sim_conversation_wav_and_faults(tmp_path: Path) -> None:
     mic.inject_xrun(60)
     mic.inject_device_lost(0.2)
 
-    def on_frame(_frame: bytes, at_ms: float) -> None:
-        delivered.append(at_ms)
+    def on_frame(chunk: AudioChunk) -> None:
+        delivered.append(chunk.at_ms)
         if len(delivered) == 60:
             speaker.write(reply)  # the agent answers the first turn
 

@@ -6,22 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from agentd.audio.format import AudioFormat
-from agentd.audio.sim_mic import SimMic
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.vad_gate import GateEvent, VadGate
 from agentd.config.sections_audio import VadConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
+from agentd.sim.mic import SimMic
 from agentd.sim.scenario import load_scenario, scenario_from_dict
 
 FRONT_DESK = Path(__file__).parents[2] / "agentd" / "sim" / "scenarios" / "front-desk.toml"
 FMT = AudioFormat(16000)
 
+FMT16 = AudioFormat(16000)
+
 
 def _run(mic: SimMic, gate: VadGate) -> list[tuple[GateEvent, float]]:
     out: list[tuple[GateEvent, float]] = []
 
-    def on_frame(frame: bytes, at_ms: float) -> None:
-        out.extend((e, at_ms) for e in gate.process(frame, at_ms))
+    def on_frame(chunk: AudioChunk) -> None:
+        out.extend((e, chunk.at_ms) for e in gate.process(chunk))
 
     mic.run(on_frame)
     return out
@@ -36,7 +38,7 @@ def _utterances(events: list[tuple[GateEvent, float]]) -> list[tuple[float, floa
             pcm = event.preroll
             start = event.at_ms - FMT.duration_ms(len(pcm))
         elif isinstance(event, VoicedAudio):
-            pcm += event.pcm
+            pcm += event.chunk.pcm
         elif isinstance(event, SpeechEnded):
             result.append((start, start + FMT.duration_ms(len(pcm)), pcm))
     return result
@@ -86,17 +88,17 @@ def test_mute_stops_audio_reaching_the_gate_and_closes_an_open_utterance() -> No
     mic = SimMic(scenario, realtime=False)
     events: list[object] = []
 
-    def on_frame(frame: bytes, at_ms: float) -> None:
+    def on_frame(chunk: AudioChunk) -> None:
         if gate.is_open and not any(isinstance(e, SpeechEnded) for e in events):
-            events.extend(gate.set_muted(True, at_ms))  # mute mid-utterance
-        events.extend(gate.process(frame, at_ms))
+            events.extend(gate.set_muted(True, chunk.at_ms))  # mute mid-utterance
+        events.extend(gate.process(chunk))
 
     mic.run(on_frame)
     assert isinstance(events[0], SpeechStarted)
     assert isinstance(events[-1], SpeechEnded)
     assert sum(isinstance(e, SpeechStarted) for e in events) == 1  # 2nd turn never reached
     gate.set_muted(False)
-    assert gate.process(bytes(640), 0.0) == []
+    assert gate.process(AudioChunk(bytes(640), FMT16, 0.0)) == []
 
 
 def test_too_short_and_max_length() -> None:
@@ -132,7 +134,7 @@ def _cut_speech_events(cut_offset_ms: int) -> list[VoicedAudio]:
     tail = render_noise(500, 16000, -60.0, seed=2)
     signal = lead + speech[:cut] + tail
     gate = VadGate(VadConfig(), 16000, frame_ms=10)
-    events = gate.process(signal, 0.0)
+    events = gate.process(AudioChunk(signal, FMT16, 0.0))
     return [e for e in events if isinstance(e, VoicedAudio)]
 
 

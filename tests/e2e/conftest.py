@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentd.sim.all import ServiceProfile
 from agentd.sim.harness import SimulatedKiosk
+from agentd.sim.stack import ServiceProfile
 
 FAST = ServiceProfile(stt_final_ms=120, llm_ttft_ms=80, llm_chunk_ms=5, tts_ttfb_ms=40)
 

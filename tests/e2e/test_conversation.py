@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentd.audio import dsp
-from agentd.events import AgentState
+from agentd.events import AgentState, CancelReply
 from agentd.sim.harness import SimulatedKiosk
 
 pytestmark = pytest.mark.timeout(90)
@@ -28,7 +28,7 @@ GREETING = {
 
 
 def speaker_audio(kiosk: SimulatedKiosk) -> bytes:
-    return b"".join(chunk for _, chunk in kiosk.runtime.audio.playback.played)
+    return b"".join(chunk for _, chunk in kiosk.speaker.played)
 
 
 async def test_full_turn_end_to_end(
@@ -40,9 +40,9 @@ async def test_full_turn_end_to_end(
     assert stack is not None
     try:
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, timeout_s=20)
-        await kiosk.wait_for(lambda: kiosk.runtime.orchestrator.state is AgentState.IDLE)
+        await kiosk.wait_for(lambda: kiosk.conversation.state is AgentState.IDLE)
         audio = speaker_audio(kiosk)
-        history = kiosk.runtime.orchestrator.parts.history
+        history = kiosk.conversation.parts.history
         messages = history.messages_for_request("next")
     finally:
         assert await kiosk.stop() == 0
@@ -107,7 +107,7 @@ async def test_tool_round_trip_and_bad_arguments(
 async def test_first_tts_request_goes_out_before_the_llm_stream_ends(
     make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
 ) -> None:
-    from agentd.sim.all import ServiceProfile
+    from agentd.sim.stack import ServiceProfile
 
     long_reply = (
         "Sure, the cafeteria is on the ground floor. Walk past the lifts and turn left, "
@@ -141,21 +141,22 @@ async def test_first_tts_request_goes_out_before_the_llm_stream_ends(
 async def test_cancel_mid_llm_stops_the_stream_and_keeps_no_reply(
     make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
 ) -> None:
-    from agentd.sim.all import ServiceProfile
+    from agentd.sim.stack import ServiceProfile
 
     slow = ServiceProfile(stt_final_ms=100, llm_ttft_ms=2500, llm_chunk_ms=50, tts_ttfb_ms=30)
     kiosk = make_kiosk([GREETING], profile=slow)
     await kiosk.start()
     stack = kiosk.stack
     assert stack is not None
-    orchestrator = kiosk.runtime.orchestrator
+    conversation = kiosk.conversation
     try:
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.THINKING, timeout_s=20)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.THINKING, timeout_s=20)
         await asyncio.sleep(0.3)  # the LLM request is open, no token yet
-        assert orchestrator.cancel_reply("test cancel")
+        assert conversation.reply_in_flight
+        conversation.handle(CancelReply("test cancel"))
         await kiosk.wait_for(lambda: any(r.closed_by_client for r in stack.llm.requests), 5)
-        await kiosk.wait_for(lambda: not orchestrator.reply_in_flight)
-        messages = orchestrator.parts.history.messages_for_request("next")
+        await kiosk.wait_for(lambda: not conversation.reply_in_flight)
+        messages = conversation.parts.history.messages_for_request("next")
     finally:
         await kiosk.stop()
     assert not stack.tts.requests  # nothing was synthesised
@@ -166,7 +167,7 @@ async def test_cancel_mid_llm_stops_the_stream_and_keeps_no_reply(
 async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
     make_kiosk: Callable[..., SimulatedKiosk], no_leaks: None
 ) -> None:
-    from agentd.sim.all import ServiceProfile
+    from agentd.sim.stack import ServiceProfile
 
     reply = (
         "Welcome to the building. The reception is straight ahead, the lifts are on your "
@@ -183,16 +184,17 @@ async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
     await kiosk.start()
     stack = kiosk.stack
     assert stack is not None
-    orchestrator = kiosk.runtime.orchestrator
-    speaker = kiosk.runtime.audio.playback
+    conversation = kiosk.conversation
+    speaker = kiosk.speaker
     try:
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, timeout_s=20)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, timeout_s=20)
         await asyncio.sleep(1.2)
-        assert orchestrator.cancel_reply("test cancel")
+        assert conversation.reply_in_flight
+        conversation.handle(CancelReply("test cancel"))
         cancelled_at = speaker.silent_since_ms or 0.0
         await kiosk.wait_for(lambda: any(r.disconnected for r in stack.tts.requests), 5)
         await asyncio.sleep(0.3)
-        messages = orchestrator.parts.history.messages_for_request("next")
+        messages = conversation.parts.history.messages_for_request("next")
     finally:
         await kiosk.stop()
     late = [at for at, chunk in speaker.played if at > cancelled_at + 40 and any(chunk)]
@@ -249,13 +251,13 @@ async def test_long_reply_is_synthesized_only_a_few_seconds_ahead(
     await kiosk.start()
     stack = kiosk.stack
     assert stack is not None
-    orchestrator = kiosk.runtime.orchestrator
+    conversation = kiosk.conversation
     try:
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, timeout_s=20)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, timeout_s=20)
         await asyncio.sleep(2.0)
         requested_while_playing = sum(len(r.text) for r in stack.tts.requests)
-        orchestrator.cancel_reply("test")
-        await kiosk.wait_for(lambda: not orchestrator.reply_in_flight, 5)
+        conversation.handle(CancelReply("test"))
+        await kiosk.wait_for(lambda: not conversation.reply_in_flight, 5)
     finally:
         await kiosk.stop()
     # 15 sentences are ~40 s of speech; only ~8 s (2 s played + 6 s ahead) may be asked for.

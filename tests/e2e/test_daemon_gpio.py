@@ -44,22 +44,22 @@ LONG_REPLY = (
 
 
 def press(kiosk: SimulatedKiosk, pin: int) -> None:
-    kiosk.runtime.gpio.factory.pin(pin).drive_low()  # buttons pull up: pressed = low
+    kiosk.service.gpio.factory.pin(pin).drive_low()  # buttons pull up: pressed = low
 
 
 def release(kiosk: SimulatedKiosk, pin: int) -> None:
-    kiosk.runtime.gpio.factory.pin(pin).drive_high()
+    kiosk.service.gpio.factory.pin(pin).drive_high()
 
 
 def led(kiosk: SimulatedKiosk) -> tuple[float, float, float]:
-    factory = kiosk.runtime.gpio.factory
+    factory = kiosk.service.gpio.factory
     return tuple(float(factory.pin(p).state) for p in (RED, GREEN, BLUE))  # type: ignore[return-value]
 
 
 async def test_buttons_and_leds_drive_the_daemon(
     make_kiosk: Callable[..., SimulatedKiosk], tmp_path: Path
 ) -> None:
-    from agentd.sim.all import ServiceProfile
+    from agentd.sim.stack import ServiceProfile
 
     turns = [
         # Turn 1 is spoken while the talk button is held (push-to-talk).
@@ -73,8 +73,8 @@ async def test_buttons_and_leds_drive_the_daemon(
     paced = ServiceProfile(stt_final_ms=100, llm_ttft_ms=80, llm_chunk_ms=5, tts_ttfb_ms=30,
                            tts_pace=1.0)  # fmt: skip
     kiosk = make_kiosk(turns, profile=paced, extra_toml=GPIO_TOML, tail_ms=8000)
-    runtime = await kiosk.start()
-    orchestrator = runtime.orchestrator
+    await kiosk.start()
+    conversation = kiosk.conversation
     stack = kiosk.stack
     assert stack is not None
     try:
@@ -82,17 +82,17 @@ async def test_buttons_and_leds_drive_the_daemon(
         idle_led = led(kiosk)
         # Push-to-talk: the turn opens on the press, before any speech.
         press(kiosk, TALK)
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.LISTENING, 5)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.LISTENING, 5)
         listening_led = led(kiosk)
         await asyncio.sleep(3.5)  # the visitor speaks while holding the button
         release(kiosk, TALK)
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.SPEAKING, 15)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, 15)
         await asyncio.sleep(0.3)
         speaking_led = led(kiosk)
         # Cancel: the speaker goes silent within a period or two.
-        speaker = runtime.audio.playback
+        speaker = kiosk.speaker
         press(kiosk, CANCEL)
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.IDLE, 5)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.IDLE, 5)
         cancelled_at = speaker.silent_since_ms or 0.0
         release(kiosk, CANCEL)
         await asyncio.sleep(0.5)
@@ -100,15 +100,15 @@ async def test_buttons_and_leds_drive_the_daemon(
         # Mute: the next utterance never reaches the gate or STT.
         press(kiosk, MUTE)
         release(kiosk, MUTE)
-        await kiosk.wait_for(lambda: orchestrator.state is AgentState.MUTED, 5)
+        await kiosk.wait_for(lambda: conversation.state is AgentState.MUTED, 5)
         muted_led = led(kiosk)
         audio_before = sum(len(s.audio) for s in stack.stt.sessions)
-        gate_events_before = runtime.orchestrator.frames_processed
+        gate_events_before = kiosk.conversation.frames_processed
         await asyncio.sleep(5.0)  # turn 2 is spoken while muted
         audio_after = sum(len(s.audio) for s in stack.stt.sessions)
         muted_turns = len(kiosk.observed.turns)
-        gate_open = orchestrator.parts.gate.is_open
-        alive = orchestrator.frames_processed > gate_events_before  # watchdog still fed
+        gate_open = conversation.parts.gate.is_open
+        alive = conversation.frames_processed > gate_events_before  # watchdog still fed
     finally:
         await kiosk.stop()
 

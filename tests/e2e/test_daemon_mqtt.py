@@ -71,8 +71,8 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=60000)
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=mqtt_toml(broker))
     try:
-        runtime = await kiosk.start()
-        await kiosk.wait_for(lambda: runtime.links["mqtt"].value == "connected", 10)
+        service = await kiosk.start()
+        await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
         await asyncio.sleep(0.5)
         status = await rr(broker, "status")
         assert status["ok"] and status["result"]["links"]["mqtt"] == "connected"
@@ -80,21 +80,21 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
         online = await asyncio.to_thread(retained, broker, f"agentd/{DEVICE}/status")
         discovery = await asyncio.to_thread(retained, broker, f"homeassistant/+/{DEVICE}/+/config")
 
-        played_before = len(runtime.audio.playback.played)
+        played_before = len(kiosk.speaker.played)
         say = await rr(broker, "say", json.dumps({"text": "The museum closes in ten minutes."}))
         assert say["ok"], say
-        await kiosk.wait_for(lambda: runtime.orchestrator.state is AgentState.SPEAKING, 10)
-        await kiosk.wait_for(lambda: runtime.orchestrator.state is AgentState.IDLE, 15)
-        spoken = [c for _, c in runtime.audio.playback.played[played_before:] if any(c)]
+        await kiosk.wait_for(lambda: kiosk.conversation.state is AgentState.SPEAKING, 10)
+        await kiosk.wait_for(lambda: kiosk.conversation.state is AgentState.IDLE, 15)
+        spoken = [c for _, c in kiosk.speaker.played[played_before:] if any(c)]
         announced = [r.text for r in kiosk.stack.tts.requests] if kiosk.stack else []
 
         volume = await rr(broker, "volume", "40")
         muted = await rr(broker, "mute")
-        state_muted = runtime.orchestrator.state
+        state_muted = kiosk.conversation.state
         unmuted = await rr(broker, "unmute")
         prompt = await rr(broker, "set_prompt", json.dumps({"prompt": "You are Ada, a robot."}))
         persona_file = tmp_path / "out" / "state" / "persona.txt"
-        messages = runtime.orchestrator.parts.history.messages_for_request("hi")
+        messages = kiosk.conversation.parts.history.messages_for_request("hi")
         bad_json = await rr(broker, "volume", "{not json")
         unknown = await rr(broker, "self_destruct")
 
@@ -120,7 +120,7 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
     assert any("/switch/" in line for line in discovery)
     assert "The museum closes in ten minutes." in " ".join(announced)
     assert len(spoken) > 25  # > 0.5 s of audible announcement
-    assert volume["ok"] and runtime.audio.speaker.volume == pytest.approx(0.4)
+    assert volume["ok"] and service.audio.speaker.volume == pytest.approx(0.4)
     assert muted["ok"] and state_muted is AgentState.MUTED and unmuted["ok"]
     assert prompt["ok"] and persona_file.read_text() == "You are Ada, a robot."
     assert messages[0]["content"] == "You are Ada, a robot."
@@ -153,8 +153,8 @@ async def test_no_secret_ever_reaches_mqtt(tmp_path: Path, monkeypatch: pytest.M
         scenario, tmp_path / "out", profile=FAST, extra_toml=extra, api_key=api_canary
     )
     try:
-        runtime = await kiosk.start()
-        await kiosk.wait_for(lambda: runtime.links["mqtt"].value == "connected", 10)
+        service = await kiosk.start()
+        await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
         assert kiosk.stack is not None
         kiosk.stack.tts.faults.status = 401  # an auth fault: its report must not echo the key
         kiosk.stack.tts.faults.remaining = 1

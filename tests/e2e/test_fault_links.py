@@ -53,7 +53,7 @@ def _turns(count: int, pause_ms: int = 500) -> list[dict[str, Any]]:
 
 
 def _heard_after(kiosk: SimulatedKiosk, at_ms: float) -> float | None:
-    for played_at, chunk in kiosk.runtime.audio.playback.played:
+    for played_at, chunk in kiosk.speaker.played:
         if played_at >= at_ms and any(chunk):
             return float(played_at) - at_ms
     return None
@@ -65,7 +65,7 @@ async def test_stt_refused_then_auth_refused_then_recovers(tmp_path: Path) -> No
     await kiosk.start()
     stack = kiosk.stack
     assert stack is not None
-    stt = kiosk.runtime.orchestrator.parts.stt
+    stt = kiosk.conversation.parts.stt
     try:
         # Turn 1: the STT service refuses every connection while the visitor speaks.
         stack.stt.refuse_next(1000, "http503")
@@ -81,7 +81,7 @@ async def test_stt_refused_then_auth_refused_then_recovers(tmp_path: Path) -> No
             lambda: any(f.error_kind == "stt_auth" for f in kiosk.observed.faults), 25
         )
         await kiosk.wait_for(lambda: stt.link_state is LinkState.FAILED, 5)
-        health = kiosk.runtime.health()
+        health = kiosk.service.health()
         await asyncio.sleep(2.0)
         attempts = len(stack.stt.sessions) - sessions_before
         stack.stt.api_key = kiosk.api_key  # operator fixed the key
@@ -111,10 +111,10 @@ async def test_network_gone_then_back(tmp_path: Path) -> None:
         fault = kiosk.observed.faults[0]
         await kiosk.wait_for(lambda: _heard_after(kiosk, fault.at_ms) is not None, 5)
         heard_ms = _heard_after(kiosk, fault.at_ms)
-        frames_at_fault = kiosk.runtime.orchestrator.frames_processed
+        frames_at_fault = kiosk.conversation.frames_processed
         await asyncio.sleep(NETWORK_DOWN_S)
         # still listening throughout (audio loop running, watchdog fed)
-        alive_while_down = kiosk.runtime.orchestrator.frames_processed > frames_at_fault + 100
+        alive_while_down = kiosk.conversation.frames_processed > frames_at_fault + 100
         await asyncio.to_thread(stack.network_up)
         await kiosk.wait_for(lambda: any(t.outcome == "ok" for t in kiosk.observed.turns), 40)
     finally:
@@ -133,7 +133,7 @@ async def test_capture_xrun_and_device_lost_then_back(tmp_path: Path) -> None:
     await kiosk.start()
     try:
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 2, 40)
-        health = kiosk.runtime.health()
+        health = kiosk.service.health()
     finally:
         assert await kiosk.stop() == 0
     assert health["xruns"] >= 1
@@ -164,13 +164,13 @@ discovery = false
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=extra)
     try:
         await kiosk.start()
-        await kiosk.wait_for(lambda: kiosk.runtime.links["mqtt"] is LinkState.CONNECTED, 10)
+        await kiosk.wait_for(lambda: kiosk.service.links["mqtt"] is LinkState.CONNECTED, 10)
         await asyncio.sleep(2.5)  # the watcher's persistent session is on the broker's disk
         broker.kill()
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 2, 40)  # answered while away
         await asyncio.to_thread(broker.restart)
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 3, 40)
-        await kiosk.wait_for(lambda: kiosk.runtime.links["mqtt"] is LinkState.CONNECTED, 15)
+        await kiosk.wait_for(lambda: kiosk.service.links["mqtt"] is LinkState.CONNECTED, 15)
         await asyncio.sleep(1.5)
     finally:
         await kiosk.stop()

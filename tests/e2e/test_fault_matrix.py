@@ -24,8 +24,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agentd.config import parse_config
 from agentd.logs import setup_logging
-from agentd.sim.all import EmulatorStack
 from agentd.sim.harness import SimulatedKiosk
+from agentd.sim.stack import EmulatorStack
 from tests.e2e.conftest import FAST, write_scenario
 from tests.helpers import journald
 from tests.helpers.mosquitto import Mosquitto
@@ -160,7 +160,7 @@ discovery = false
 
 
 def _first_audible_after(kiosk: SimulatedKiosk, at_ms: float) -> float | None:
-    for played_at, chunk in kiosk.runtime.audio.playback.played:
+    for played_at, chunk in kiosk.speaker.played:
         if played_at >= at_ms and any(chunk):
             return float(played_at)
     return None

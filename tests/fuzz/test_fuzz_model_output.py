@@ -1,7 +1,7 @@
 """Model-output fuzzing: whatever the model (or a broken server) sends, agentd speaks clean
 text or a fallback, never crashes, and keeps memory bounded.
 
-Layers: hypothesis over the text path the daemon runs on every delta (SpeakableFilter ->
+Layers: hypothesis over the text path the daemon runs on every delta (SpeakableStream ->
 ClauseSplitter -> speakable sanitizer) and over ToolRegistry.execute; ChatLlm against
 the OpenAI emulator for a huge reply (tracemalloc peak); and the whole daemon
 (SimulatedKiosk) with the emulator's output faults, checking what reached the TTS.
@@ -10,6 +10,7 @@ the OpenAI emulator for a huge reply (tracemalloc peak); and the whole daemon
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import tracemalloc
 import unicodedata
@@ -25,11 +26,11 @@ from agentd.config.sections_llm import LlmConfig
 from agentd.errors import LlmError
 from agentd.llm import ChatLlm
 from agentd.llm.events import LlmDone, TextDelta
-from agentd.llm.speakable import SpeakableFilter
+from agentd.llm.tool_catalog import tools_from_config
 from agentd.llm.tools import Tool, ToolRegistry
 from agentd.sim.openai_server import OpenAiEmulator
 from agentd.sim.speech import tools_available
-from agentd.tts.sanitize import MAX_CHARS, speakable
+from agentd.tts.speakable import MAX_CHARS, SpeakableStream, speakable
 from agentd.tts.splitter import ClauseSplitter
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,8 +83,8 @@ def _unsafe(text: str) -> list[str]:
 
 
 def spoken_clauses(deltas: list[str], min_chars: int = 20) -> list[str]:
-    """The daemon's per-delta text path: ChatLlm's filter, the splitter, the sanitizer."""
-    speak_filter = SpeakableFilter()
+    """The reply pipeline's per-delta text path: SpeakableStream, the splitter, speakable()."""
+    speak_filter = SpeakableStream()
     splitter = ClauseSplitter(min_chars)
     clauses: list[str] = []
     for delta in deltas:
@@ -197,14 +198,21 @@ def _llm_config(base_url: str) -> LlmConfig:
 
 
 async def _stream(llm: ChatLlm, text: str) -> tuple[str, LlmDone | None]:
-    said: list[str] = []
+    """The reply as the pipeline passes it on: ChatLlm's deltas through SpeakableStream.
+
+    The spoken text grows as one buffer: the test's own copy of every delta would
+    otherwise dominate the memory the huge-reply test measures.
+    """
+    said = io.StringIO()
+    spoken = SpeakableStream()
     done = None
     async for event in llm.stream_reply([{"role": "user", "content": text}]):
         if isinstance(event, TextDelta):
-            said.append(event.text)
+            said.write(spoken.feed(event.text))
         elif isinstance(event, LlmDone):
             done = event
-    return "".join(said), done
+    said.write(spoken.flush())
+    return said.getvalue(), done
 
 
 HUGE_CHARS = 40_000  # ~10k SSE chunks; tracemalloc makes each one slow
@@ -262,7 +270,7 @@ async def test_broken_model_output_is_an_llm_error_or_a_reply(fault: str, value:
     llm = ChatLlm(
         _llm_config(emulator.base_url),
         "k",
-        ToolRegistry.from_config(_llm_config(emulator.base_url), lambda *_a: None),
+        tools_from_config(_llm_config(emulator.base_url), lambda *_a: None),
     )
     try:
         said, done = await _stream(llm, "Open tomorrow?")
@@ -293,8 +301,8 @@ KIOSK_FAULTS: list[tuple[str, Any]] = [
 @pytest.mark.timeout(150)
 @pytest.mark.skipif(not tools_available(), reason="espeak-ng and sox are needed")
 async def test_daemon_speaks_only_clean_text_whatever_the_model_sends(tmp_path: Path) -> None:
-    from agentd.sim.all import ServiceProfile
     from agentd.sim.harness import SimulatedKiosk
+    from agentd.sim.stack import ServiceProfile
 
     turns = [
         {
@@ -311,7 +319,7 @@ async def test_daemon_speaks_only_clean_text_whatever_the_model_sends(tmp_path: 
     profile = ServiceProfile(stt_final_ms=100, llm_ttft_ms=100, llm_chunk_ms=5, tts_ttfb_ms=50)
     kiosk = SimulatedKiosk(scenario, tmp_path, profile=profile)
     await kiosk.start()
-    stack, mic = kiosk.stack, kiosk.runtime.audio.capture
+    stack, mic = kiosk.stack, kiosk.mic
     try:
         seen = 0
         while not mic.finished.is_set():
@@ -321,7 +329,7 @@ async def test_daemon_speaks_only_clean_text_whatever_the_model_sends(tmp_path: 
                 fault, value = KIOSK_FAULTS[seen - 1]
                 setattr(stack.llm.faults, fault, value)
             await asyncio.sleep(0.02)
-        await kiosk.wait_for(lambda: kiosk.runtime.orchestrator.state.value == "idle", 15)
+        await kiosk.wait_for(lambda: kiosk.conversation.state.value == "idle", 15)
         texts = [r.text for r in stack.tts.requests]
     finally:
         assert await kiosk.stop() == 0

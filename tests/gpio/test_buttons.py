@@ -1,4 +1,4 @@
-"""Buttons end to end: mock pin edges -> gpiozero -> bridge -> events on a running loop."""
+"""Buttons end to end: mock pin edges -> gpiozero -> posted facts and their commands."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from typing import Any
 import pytest
 
 from agentd.config import parse_config
-from agentd.config.sections_fleet import ButtonsConfig
+from agentd.config.sections_gpio import ButtonsConfig
 from agentd.events import (
     ButtonPressed,
     ButtonReleased,
+    CallStaff,
     CancelReply,
-    SetMuted,
-    StaffCalled,
     StartListening,
     StopListening,
+    ToggleMute,
 )
 from agentd.gpio.buttons import ButtonPanel, commands_for
 
 pytestmark = pytest.mark.timeout(20)
+CONFIG_OF: dict[int, ButtonsConfig] = {}  # the panel config each test inbox checks against
 
 TALK, CANCEL, MUTE, STAFF = 17, 22, 23, 24
 
@@ -37,15 +38,25 @@ def buttons(**overrides: Any) -> ButtonsConfig:
 
 
 class Inbox:
-    """Collects what the bridge delivers; asserts delivery happens on the loop thread."""
+    """Stands in for the conversation's inbox: `emit` is called from GPIO threads.
+
+    Facts (ButtonPressed/Released) are queued for the test; every command posted must
+    follow its fact and be exactly what `commands_for` says that fact stands for.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.commands: list[object] = []
+        self._expected: list[object] = []
 
     def emit(self, event: object) -> None:
-        assert asyncio.get_running_loop() is self.loop  # only ever called on the loop
-        self.queue.put_nowait(event)
+        if isinstance(event, (ButtonPressed, ButtonReleased)):
+            self._expected = list(commands_for(event, CONFIG_OF[id(self)]))
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            return
+        assert self._expected and self._expected.pop(0) == event  # posted right after its fact
+        self.commands.append(event)
 
     async def next(self, timeout: float = 5.0) -> object:
         return await asyncio.wait_for(self.queue.get(), timeout)
@@ -66,19 +77,20 @@ async def release(pin: Any) -> None:
 async def test_hold_to_talk_press_and_release(factory: Any) -> None:
     inbox = Inbox(asyncio.get_running_loop())
     config = buttons(talk_mode="hold")
-    panel = ButtonPanel(config, factory, inbox.emit, asyncio.get_running_loop())
+    CONFIG_OF[id(inbox)] = config
+    panel = ButtonPanel(config, factory, inbox.emit)
     try:
         talk = panel.pin_of("talk")
         await press(talk)
         first = await inbox.next()
         assert isinstance(first, ButtonPressed)
         assert (first.button, first.long_press) == ("talk", False)
-        assert commands_for(first, config, muted=False) == (StartListening("button", first.at_ms),)
+        assert commands_for(first, config) == (StartListening("button", first.at_ms),)
         await release(talk)
         second = await inbox.next()
         assert isinstance(second, ButtonReleased) and second.button == "talk"
         assert second.at_ms >= first.at_ms
-        assert commands_for(second, config, muted=False) == (StopListening("button", second.at_ms),)
+        assert commands_for(second, config) == (StopListening("button", second.at_ms),)
     finally:
         panel.close()
     assert inbox.queue.empty()
@@ -87,16 +99,17 @@ async def test_hold_to_talk_press_and_release(factory: Any) -> None:
 async def test_press_mode_press_starts_turn_release_does_nothing(factory: Any) -> None:
     inbox = Inbox(asyncio.get_running_loop())
     config = buttons(talk_mode="press")
-    panel = ButtonPanel(config, factory, inbox.emit, asyncio.get_running_loop())
+    CONFIG_OF[id(inbox)] = config
+    panel = ButtonPanel(config, factory, inbox.emit)
     try:
         await press(panel.pin_of("talk"))
         pressed = await inbox.next()
         assert isinstance(pressed, ButtonPressed) and not pressed.long_press
-        assert [type(c) for c in commands_for(pressed, config, muted=False)] == [StartListening]
+        assert [type(c) for c in commands_for(pressed, config)] == [StartListening]
         await release(panel.pin_of("talk"))
         released = await inbox.next()
         assert isinstance(released, ButtonReleased)
-        assert commands_for(released, config, muted=False) == ()
+        assert commands_for(released, config) == ()
     finally:
         panel.close()
 
@@ -104,14 +117,15 @@ async def test_press_mode_press_starts_turn_release_does_nothing(factory: Any) -
 async def test_cancel_acts_on_press_and_long_press_calls_staff(factory: Any) -> None:
     inbox = Inbox(asyncio.get_running_loop())
     config = buttons(long_press_button="cancel")
-    panel = ButtonPanel(config, factory, inbox.emit, asyncio.get_running_loop())
+    CONFIG_OF[id(inbox)] = config
+    panel = ButtonPanel(config, factory, inbox.emit)
     try:
         cancel = panel.pin_of("cancel")
         # short press: cancel at once, no staff call
         await press(cancel)
         short = await inbox.next()
         assert isinstance(short, ButtonPressed) and short.button == "cancel"
-        assert [type(c) for c in commands_for(short, config, muted=False)] == [CancelReply]
+        assert [type(c) for c in commands_for(short, config)] == [CancelReply]
         await release(cancel)
         assert isinstance(await inbox.next(), ButtonReleased)
         # long press (hold_s = 0.3): cancel on press, then the held event calls staff
@@ -123,8 +137,8 @@ async def test_cancel_acts_on_press_and_long_press_calls_staff(factory: Any) -> 
         )
         held = await inbox.next()
         assert isinstance(held, ButtonPressed) and held.long_press and held.button == "cancel"
-        (call,) = commands_for(held, config, muted=False)
-        assert call == StaffCalled("long press on cancel", "button", held.at_ms)
+        (call,) = commands_for(held, config)
+        assert call == CallStaff("long press on cancel", "button", held.at_ms)
         assert held.at_ms - again.at_ms >= 0.25 * 1000  # hold_s = 0.3, generous bound
         await release(cancel)
         assert isinstance(await inbox.next(), ButtonReleased)
@@ -135,13 +149,14 @@ async def test_cancel_acts_on_press_and_long_press_calls_staff(factory: Any) -> 
 async def test_long_press_on_talk_in_press_mode_is_only_a_staff_call(factory: Any) -> None:
     inbox = Inbox(asyncio.get_running_loop())
     config = buttons(talk_mode="press", long_press_button="talk")
-    panel = ButtonPanel(config, factory, inbox.emit, asyncio.get_running_loop())
+    CONFIG_OF[id(inbox)] = config
+    panel = ButtonPanel(config, factory, inbox.emit)
     try:
         talk = panel.pin_of("talk")
         await press(talk)
         held = await inbox.next()  # nothing before the hold: the short press is deferred
         assert isinstance(held, ButtonPressed) and held.long_press
-        assert [type(c) for c in commands_for(held, config, muted=False)] == [StaffCalled]
+        assert [type(c) for c in commands_for(held, config)] == [CallStaff]
         await release(talk)
         released = await inbox.next()
         assert isinstance(released, ButtonReleased)  # no deferred short press after a hold
@@ -151,7 +166,7 @@ async def test_long_press_on_talk_in_press_mode_is_only_a_staff_call(factory: An
         short, rel = await inbox.take(2)
         assert isinstance(short, ButtonPressed) and not short.long_press
         assert isinstance(rel, ButtonReleased)
-        assert [type(c) for c in commands_for(short, config, muted=False)] == [StartListening]
+        assert [type(c) for c in commands_for(short, config)] == [StartListening]
     finally:
         panel.close()
 
@@ -159,32 +174,30 @@ async def test_long_press_on_talk_in_press_mode_is_only_a_staff_call(factory: An
 async def test_mute_toggles_and_staff_button_calls(factory: Any) -> None:
     inbox = Inbox(asyncio.get_running_loop())
     config = buttons()
-    panel = ButtonPanel(config, factory, inbox.emit, asyncio.get_running_loop())
+    CONFIG_OF[id(inbox)] = config
+    panel = ButtonPanel(config, factory, inbox.emit)
     try:
-        muted = False
-        for expected in (True, False):
+        for _ in range(2):  # the conversation resolves the toggle against its own state
             await press(panel.pin_of("mute"))
             await release(panel.pin_of("mute"))
             pressed, released = await inbox.take(2)
-            (cmd,) = commands_for(pressed, config, muted=muted)
-            assert cmd == SetMuted(expected, "button")
-            muted = cmd.muted  # type: ignore[attr-defined]
-            assert commands_for(released, config, muted=muted) == ()
+            assert commands_for(pressed, config) == (ToggleMute("button"),)
+            assert commands_for(released, config) == ()
         await press(panel.pin_of("staff"))
         staff = await inbox.next()
-        assert [type(c) for c in commands_for(staff, config, muted=False)] == [StaffCalled]
+        assert [type(c) for c in commands_for(staff, config)] == [CallStaff]
     finally:
         panel.close()
 
 
 async def test_unfitted_buttons_claim_no_pin_and_close_is_idempotent(factory: Any) -> None:
     config = parse_config({"gpio": {"buttons": {"talk": {"pin": TALK}}}}).gpio.buttons
-    panel = ButtonPanel(config, factory, lambda e: None, asyncio.get_running_loop())
+    panel = ButtonPanel(config, factory, lambda e: None)
     assert panel.names == ("talk",)
     panel.close()
     panel.close()
     # the pin is free again after close
-    again = ButtonPanel(config, factory, lambda e: None, asyncio.get_running_loop())
+    again = ButtonPanel(config, factory, lambda e: None)
     again.close()
 
 
@@ -196,7 +209,7 @@ async def test_pin_in_use_is_a_gpio_error(factory: Any) -> None:
     holder = LED(TALK, pin_factory=factory)
     try:
         with pytest.raises(GpioError, match=r"talk.*GPIO17"):
-            ButtonPanel(buttons(), factory, lambda e: None, asyncio.get_running_loop())
+            ButtonPanel(buttons(), factory, lambda e: None)
     finally:
         holder.close()
 

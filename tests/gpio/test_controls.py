@@ -29,7 +29,9 @@ async def test_start_show_staff_call_and_close(factory: Any) -> None:
     loop = asyncio.get_running_loop()
     got: asyncio.Queue[object] = asyncio.Queue()
     config = parse_config({"gpio": GPIO}).gpio
-    controls = GpioControls(config, got.put_nowait, loop, factory=factory)
+    controls = GpioControls(
+        config, lambda e: loop.call_soon_threadsafe(got.put_nowait, e), factory=factory
+    )
     controls.start()
     try:
         controls.show_state(AgentState.LISTENING)
@@ -53,7 +55,7 @@ async def test_start_show_staff_call_and_close(factory: Any) -> None:
 
 async def test_disabled_does_nothing() -> None:
     config = parse_config({"gpio": {**GPIO, "enabled": False}}).gpio
-    controls = GpioControls(config, lambda e: None, asyncio.get_running_loop())
+    controls = GpioControls(config, lambda e: None)
     controls.start()
     controls.show_state(AgentState.IDLE)
     await controls.raise_staff_call()
@@ -68,7 +70,7 @@ async def test_start_failure_releases_what_was_claimed(factory: Any) -> None:
 
     holder = LED(26, pin_factory=factory)
     config = parse_config({"gpio": GPIO}).gpio
-    controls = GpioControls(config, lambda e: None, asyncio.get_running_loop(), factory=factory)
+    controls = GpioControls(config, lambda e: None, factory=factory)
     try:
         with pytest.raises(GpioError, match="staff_call_pin"):
             controls.start()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agentd.config import parse_config
-from agentd.config.sections_fleet import LedsConfig
+from agentd.config.sections_gpio import LedsConfig
 from agentd.errors import GpioError
 from agentd.events import AgentState
 from agentd.gpio.leds import StatusLights
@@ -26,7 +26,12 @@ def intervals(pin: Any) -> list[float]:
 
 
 def test_gpio_leds_follow_each_state(factory: Any, wait_until: Any) -> None:
-    lights = StatusLights.from_config(leds(driver="gpio", pins=[5, 6]), factory)
+    config = leds(
+        driver="gpio",
+        pins=[5, 6],
+        patterns={"thinking": "fast_blink", "speaking": "slow_blink"},
+    )
+    lights = StatusLights.from_config(config, factory)
     a, b = factory.pin(5), factory.pin(6)
     try:
         lights.show(AgentState.LISTENING)  # on
@@ -36,13 +41,13 @@ def test_gpio_leds_follow_each_state(factory: Any, wait_until: Any) -> None:
         assert lights.settled(5)
         assert not a.state and not b.state
         a.clear_states()
-        lights.show(AgentState.ERROR)  # fast_blink: 0.1 s on / 0.1 s off
+        lights.show(AgentState.THINKING)  # fast_blink: 0.1 s on / 0.1 s off
         wait_until(lambda: len(a.states) >= 7)
         assert [bool(s.state) for s in a.states[1:7]] == [True, False] * 3
         assert all(0.05 <= dt <= 0.5 for dt in intervals(a)[:5]), intervals(a)
         assert [bool(s.state) for s in b.states[-3:]] != []  # both LEDs animate in unison
         a.clear_states()
-        lights.show(AgentState.OFFLINE)  # slow_blink: 0.2 s flash every 2 s
+        lights.show(AgentState.SPEAKING)  # slow_blink: 0.2 s flash every 2 s
         wait_until(lambda: len(a.states) >= 3, timeout=5)
         on_s = a.states[2].timestamp
         assert 0.1 <= on_s <= 1.0, a.states

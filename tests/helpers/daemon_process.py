@@ -34,9 +34,9 @@ from types import TracebackType
 from typing import IO, Any
 
 from agentd.secrets import SECRET_NAMES
-from agentd.sim.all import EMULATOR_KEY, EmulatorStack, ServiceProfile
 from agentd.sim.harness import kiosk_config_toml
 from agentd.sim.scenario import load_scenario
+from agentd.sim.stack import EMULATOR_KEY, EmulatorStack, ServiceProfile
 
 # Variables systemd (or a developer's shell) may have set that change the daemon's behaviour.
 SCRUBBED_ENV = frozenset(

@@ -9,7 +9,8 @@ import pytest
 from _llm_support import FIXED_NOW, SCENARIO
 
 from agentd.config.sections_llm import LlmConfig
-from agentd.llm import ChatLlm, ToolRegistry
+from agentd.llm import ChatLlm
+from agentd.llm.tool_catalog import tools_from_config
 from agentd.sim.openai_server import OpenAiEmulator
 
 
@@ -27,7 +28,7 @@ async def make_llm() -> AsyncIterator[Callable[..., ChatLlm]]:
     made: list[ChatLlm] = []
 
     def factory(config: LlmConfig, api_key: str = "test", call_staff: Any = None) -> ChatLlm:
-        registry = ToolRegistry.from_config(
+        registry = tools_from_config(
             config, call_staff or (lambda reason: None), now=lambda: FIXED_NOW
         )
         llm = ChatLlm(config, api_key, registry)

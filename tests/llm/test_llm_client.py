@@ -296,12 +296,19 @@ async def test_dropped_connection_is_llm_error(emulator: OpenAiEmulator, make_ll
         await collect(llm, "Tell me a story.")
 
 
-async def test_control_characters_and_markup_are_removed(
+async def test_model_text_passes_verbatim_and_the_spoken_stage_cleans_it(
     emulator: OpenAiEmulator, make_llm: MakeLlm
 ) -> None:
+    """ChatLlm reports what the model wrote; the reply pipeline's SpeakableStream cleans it."""
+    from agentd.tts.speakable import SpeakableStream
+
     emulator.faults.control_chars = True
     llm = make_llm(llm_config(emulator.base_url))
-    text = text_of(await collect(llm, "Tell me a story."))
+    deltas = [e.text for e in await collect(llm, "Tell me a story.") if isinstance(e, TextDelta)]
+    raw = "".join(deltas)
+    assert any(c in raw for c in "\x00\x07\x1b")  # nothing hidden from the caller
+    spoken = SpeakableStream()
+    text = "".join(spoken.feed(d) for d in deltas) + spoken.flush()
     assert text.endswith("Once upon a time, a robot said hello.")
     assert not any(c in text for c in "\x00\x07\x1b*#`<>")
     assert "bold" in text  # the words survive, only the markup goes

@@ -1,4 +1,4 @@
-"""SpeakableFilter across delta boundaries; LlmConfig validation messages."""
+"""SpeakableStream across delta boundaries; LlmConfig validation messages."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 from _llm_support import llm_config
 
 from agentd.errors import ConfigError
-from agentd.llm.speakable import TAG_MAX_CHARS, SpeakableFilter
+from agentd.tts.speakable import TAG_MAX_CHARS, SpeakableStream
 
 pytestmark = pytest.mark.timeout(10)
 
 
 def speak(*deltas: str) -> str:
-    spoken = SpeakableFilter()
+    spoken = SpeakableStream()
     return "".join(spoken.feed(d) for d in deltas) + spoken.flush()
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentd.llm.tool_catalog import tools_from_config
 from agentd.llm.tools import RESULT_CAP_CHARS, ToolRegistry
 
 pytestmark = pytest.mark.timeout(30)
@@ -26,9 +27,7 @@ BUILTINS = [
 
 def registry(tools: list[dict[str, Any]] = BUILTINS, call_staff: Any = None) -> ToolRegistry:
     config = llm_config("http://127.0.0.1:9/v1", tools=tools)
-    return ToolRegistry.from_config(
-        config, call_staff or (lambda reason: None), now=lambda: FIXED_NOW
-    )
+    return tools_from_config(config, call_staff or (lambda reason: None), now=lambda: FIXED_NOW)
 
 
 async def run(reg: ToolRegistry, name: str, arguments: Any) -> tuple[bool, Any]:

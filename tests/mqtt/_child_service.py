@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from agentd.config.sections_core import DeviceConfig
-from agentd.config.sections_fleet import MqttConfig
+from agentd.config.sections_mqtt import MqttConfig
 from agentd.events import LinkChanged, LinkState
 from agentd.mqtt import MqttService
 

@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agentd.config.sections_core import DeviceConfig
-from agentd.config.sections_fleet import MqttConfig
+from agentd.config.sections_mqtt import MqttConfig
 from agentd.errors import CommandError
 from agentd.events import LinkChanged, LinkState
 from tests.helpers.mosquitto import Mosquitto

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd.config.sections_fleet import MqttTlsConfig
+from agentd.config.sections_mqtt import MqttTlsConfig
 from agentd.errors import ConfigError
 from agentd.events import LinkState
 from agentd.mqtt import MqttService

@@ -7,8 +7,8 @@ import time
 import openai
 import pytest
 
-from agentd.sim.all import DEFAULT_SCENARIO, EMULATOR_KEY, ServiceProfile
 from agentd.sim.process import EmulatorProcess
+from agentd.sim.stack import DEFAULT_SCENARIO, EMULATOR_KEY, ServiceProfile
 
 pytestmark = pytest.mark.timeout(90)
 

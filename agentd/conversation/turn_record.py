@@ -1,8 +1,9 @@
-"""TurnClock: timestamps of one visitor turn, turned into the TurnMetrics breakdown.
+"""TurnRecord: what happened in one visitor turn, turned into the TurnMetrics breakdown.
 
 All marks are monotonic ms (`agentd.events.now_ms`). Voice-to-voice is measured from
 the end of the visitor's voice (last voiced frame, not the gate closing) to the first
-reply sample written to the speaker: the delay the visitor actually experiences.
+reply sample the device sounded: the delay the visitor actually experiences. The
+turn's `Outcome` is decided once, in `decide_outcome`, from the facts gathered here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from agentd.events import TurnMetrics
+from agentd.events import Outcome, TurnMetrics
 
 
 def new_turn_id() -> str:
@@ -18,7 +19,7 @@ def new_turn_id() -> str:
 
 
 @dataclass(slots=True)
-class TurnClock:
+class TurnRecord:
     turn_id: str = field(default_factory=new_turn_id)
     speech_start_ms: float | None = None
     speech_end_ms: float | None = None  # last voiced audio
@@ -28,7 +29,7 @@ class TurnClock:
     llm_first_token_ms: float | None = None
     tts_request_ms: float | None = None
     tts_first_byte_ms: float | None = None
-    first_audio_ms: float | None = None  # first reply sample written to the speaker
+    first_audio_ms: float | None = None  # first reply sample sounded by the device
     barge_ins: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -36,7 +37,11 @@ class TurnClock:
     audio_out_bytes: int = 0
     audio_in_bytes: int = 0
     tool_calls: int = 0
-    outcome: str = "ok"
+    # Facts the outcome is decided from (decide_outcome); set where they happen.
+    cancelled_by: str | None = None  # who stopped the reply, if anyone
+    barge_in_confirmed: bool = False  # the visitor's words over the reply cancelled it
+    used_fallback: bool = False  # a cloud link failed and the local voice spoke
+    nothing_to_say: bool = False  # the model gave no speakable text
 
     def mark_first(self, name: str, at_ms: float) -> None:
         """Set mark `name` only once: later chunks must not move a 'first' timestamp."""
@@ -60,8 +65,26 @@ class TurnClock:
             else 0.0,
             audio_in_s=round(self.audio_in_bytes / in_bytes_per_s, 3) if in_bytes_per_s else 0.0,
             tool_calls=self.tool_calls,
-            outcome=self.outcome,
+            outcome=decide_outcome(self),
         )
+
+
+def decide_outcome(record: TurnRecord) -> Outcome:
+    """The one place a turn's outcome is decided; the first fact that applies wins.
+
+    A reply that had nothing to say, or was spoken by the local voice, is reported as
+    such even if it was later cancelled: the operator needs to see the failure, not
+    the visitor's reaction to it.
+    """
+    if record.nothing_to_say:
+        return Outcome.EMPTY
+    if record.used_fallback:
+        return Outcome.FALLBACK
+    if record.barge_in_confirmed:
+        return Outcome.BARGE_IN
+    if record.cancelled_by is not None:
+        return Outcome.CANCELLED
+    return Outcome.OK
 
 
 def _diff(later: float | None, earlier: float | None) -> float | None:

@@ -1,9 +1,8 @@
-"""Shared bits of the device threads: capped backoff, link-state reporting, stats."""
+"""Shared bits of the ALSA device threads: link-state reporting and device counters."""
 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,9 +10,8 @@ from agentd.events import LinkState
 
 log = logging.getLogger("agentd.audio")
 
-BACKOFF_FIRST_S = 0.2  # a replugged USB device usually re-enumerates within ~1 s
-BACKOFF_FACTOR = 2.0
-JITTER = 0.2  # +-20 %: kiosks on one power strip must not retry in lockstep
+# A replugged USB device usually re-enumerates within ~1 s: retry soon after.
+REOPEN_FIRST_S = 0.2
 
 OnLink = Callable[[LinkState, str], None]
 
@@ -27,23 +25,6 @@ class DeviceStats:
     underruns: int = 0
     reopens: int = 0
     errors: int = 0
-
-
-class Backoff:
-    """Capped exponential backoff with jitter; `reset()` after a success."""
-
-    def __init__(self, max_s: float, first_s: float = BACKOFF_FIRST_S) -> None:
-        self.max_s = max_s
-        self.first_s = min(first_s, max_s)
-        self._next = self.first_s
-
-    def next_delay(self) -> float:
-        delay = self._next * random.uniform(1 - JITTER, 1 + JITTER)
-        self._next = min(self.max_s, self._next * BACKOFF_FACTOR)
-        return min(delay, self.max_s)
-
-    def reset(self) -> None:
-        self._next = self.first_s
 
 
 def report(callback: OnLink | None, name: str, state: LinkState, detail: str = "") -> None:

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from agentd.audio import dsp
-from agentd.audio._link import DeviceStats, OnLink, report
-from agentd.audio.format import AudioFormat
-from agentd.audio.sim_speaker import SimSpeaker
+from agentd.audio.device_thread import DeviceStats, OnLink, report
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.events import LinkState, now_ms
 from agentd.sim.scenario import Scenario
+from agentd.sim.speaker import SimSpeaker
 
-OnFrame = Callable[[bytes, float], None]
+OnFrame = Callable[[AudioChunk], None]
 NOISE_LOOP_MS = 7000  # rendered once and looped: sox costs ~30 ms per call
 REPLY_TIMEOUT_MS = 8000  # no reply started by then: go on with the next turn
 ONSET_DB = -45.0  # first 10 ms block above this is the true speech onset
@@ -147,7 +147,7 @@ class SimMic:
             if self._fault_blocks():
                 continue
             self.stats.frames += len(frame) // 2
-            on_frame(frame, at)
+            on_frame(AudioChunk(frame, self.format, at))
         self.finished.set()
 
     def _fault_blocks(self) -> bool:

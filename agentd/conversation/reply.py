@@ -13,41 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from agentd.conversation.ports import (
+    ChatMessage,
+    ClauseSplitter,
+    FallbackVoice,
+    LlmClient,
+    Speaker,
+    TtsClient,
+)
+from agentd.conversation.turn_record import TurnRecord
 from agentd.errors import AgentdError, LlmError, TtsError
 from agentd.events import FaultRaised, now_ms
-from agentd.turn_clock import TurnClock
+from agentd.tts.speakable import SpeakableStream, speakable
 
-log = logging.getLogger("agentd.reply")
+log = logging.getLogger("agentd.conversation.reply")
 
 MAX_AHEAD_S = 6.0  # synthesized-but-unplayed audio kept ahead of the speaker
-
-
-class LlmPort(Protocol):
-    def stream_reply(self, messages: list[dict[str, Any]]) -> AsyncGenerator[Any, None]: ...
-
-
-class TtsPort(Protocol):
-    def stream(
-        self, text: str, *, previous_text: str = "", next_text: str = ""
-    ) -> AsyncGenerator[bytes, None]: ...
-
-
-class FallbackPort(Protocol):
-    def line(self, name: str) -> bytes: ...
-
-    async def render(self, text: str) -> bytes: ...
-
-
-class SpeakerPort(Protocol):
-    """What the reply needs from the playback side (see agentd/speaker.py)."""
-
-    def write(self, pcm: bytes) -> None: ...
-
-    def played_bytes(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -60,9 +44,8 @@ class SpokenClause:
 @dataclass(slots=True)
 class ReplyResult:
     full_text: str = ""
-    new_messages: list[dict[str, Any]] = field(default_factory=list)
+    new_messages: list[ChatMessage] = field(default_factory=list)
     error: AgentdError | None = None
-    used_fallback: bool = False
 
 
 class ReplyPipeline:
@@ -71,24 +54,22 @@ class ReplyPipeline:
     def __init__(
         self,
         *,
-        llm: LlmPort,
-        tts: TtsPort,
-        fallback: FallbackPort,
-        speaker: SpeakerPort,
-        splitter: Any,
-        sanitize: Callable[[str], str],
+        llm: LlmClient,
+        tts: TtsClient,
+        fallback: FallbackVoice,
+        speaker: Speaker,
+        splitter: ClauseSplitter,
         report_fault: Callable[[FaultRaised], None],
-        clock: TurnClock,
-        bytes_per_s: float = 32000.0,
+        record: TurnRecord,
+        bytes_per_s: float,
     ) -> None:
         self._llm = llm
         self._tts = tts
         self._fallback = fallback
         self._speaker = speaker
         self._splitter = splitter
-        self._sanitize = sanitize
         self._report_fault = report_fault
-        self.clock = clock
+        self.record = record
         self._bytes_per_s = bytes_per_s
         self._clauses: list[SpokenClause] = []
         self._written = 0
@@ -99,7 +80,7 @@ class ReplyPipeline:
 
     # --- the pipeline ---------------------------------------------------------------
 
-    async def run(self, messages: list[dict[str, Any]]) -> ReplyResult:
+    async def run(self, messages: list[ChatMessage]) -> ReplyResult:
         """Speak the model's reply to `messages`; cancellation stops both streams."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         llm_task = asyncio.create_task(self._pump_llm(messages, queue), name="reply-llm")
@@ -109,7 +90,7 @@ class ReplyPipeline:
             if not self._written:
                 # The model said nothing speakable (empty reply, or only a tool call):
                 # never leave the visitor in silence.
-                self.clock.outcome = "empty"
+                self.record.nothing_to_say = True
                 await self.speak_line("sorry_line")
         except LlmError as exc:
             await self._on_llm_error(exc)
@@ -130,17 +111,18 @@ class ReplyPipeline:
     async def speak_line(self, name: str) -> None:
         """Play a pre-rendered fallback line (sorry, not heard, offline)."""
         self._write(self._fallback.line(name))
-        self.result.used_fallback = True
+        self.record.used_fallback = True
 
     # --- LLM side -------------------------------------------------------------------
 
     async def _pump_llm(
-        self, messages: list[dict[str, Any]], queue: asyncio.Queue[str | None]
+        self, messages: list[ChatMessage], queue: asyncio.Queue[str | None]
     ) -> None:
         from agentd.llm.events import LlmDone, TextDelta, ToolCallStarted
 
-        self.clock.llm_request_ms = now_ms()
+        self.record.llm_request_ms = now_ms()
         parts: list[str] = []
+        spoken = SpeakableStream()  # markup and control characters out, across deltas
         try:
             # aclosing: a cancelled reply closes the HTTP stream now, not at GC time.
             async with contextlib.aclosing(self._llm.stream_reply(messages)) as events:
@@ -148,17 +130,17 @@ class ReplyPipeline:
                     if isinstance(event, TextDelta):
                         if not event.text:
                             continue
-                        self.clock.mark_first("llm_first_token_ms", now_ms())
+                        self.record.mark_first("llm_first_token_ms", now_ms())
                         parts.append(event.text)
-                        for clause in self._splitter.feed(event.text):
+                        for clause in self._splitter.feed(spoken.feed(event.text)):
                             queue.put_nowait(clause)
                     elif isinstance(event, ToolCallStarted):
-                        self.clock.tool_calls += 1
+                        self.record.tool_calls += 1
                     elif isinstance(event, LlmDone):
-                        self.clock.prompt_tokens += event.prompt_tokens
-                        self.clock.completion_tokens += event.completion_tokens
+                        self.record.prompt_tokens += event.prompt_tokens
+                        self.record.completion_tokens += event.completion_tokens
                         self.result.new_messages = list(event.new_messages)
-            for clause in self._splitter.flush():
+            for clause in [*self._splitter.feed(spoken.flush()), *self._splitter.flush()]:
                 queue.put_nowait(clause)
         finally:
             self.result.full_text = "".join(parts)
@@ -166,9 +148,8 @@ class ReplyPipeline:
 
     async def _on_llm_error(self, exc: LlmError) -> None:
         self.result.error = exc
-        self.clock.outcome = "fallback"
         self._report_fault(
-            FaultRaised(exc.error_kind, str(exc), link="llm", turn_id=self.clock.turn_id)
+            FaultRaised(exc.error_kind, str(exc), link="llm", turn_id=self.record.turn_id)
         )
         await self.speak_line("sorry_line")
 
@@ -177,7 +158,7 @@ class ReplyPipeline:
     async def _speak_clauses(self, queue: asyncio.Queue[str | None]) -> None:
         previous = ""
         while (clause := await queue.get()) is not None:
-            text = self._sanitize(clause)
+            text = speakable(clause)
             if not text:
                 continue
             await self._wait_for_room()
@@ -193,24 +174,23 @@ class ReplyPipeline:
                 await self._stream_tts(text, previous_text)
             except TtsError as exc:
                 self._tts_failed = True
-                self.clock.outcome = "fallback"
                 self.result.error = exc
-                self.result.used_fallback = True
+                self.record.used_fallback = True
                 self._report_fault(
-                    FaultRaised(exc.error_kind, str(exc), link="tts", turn_id=self.clock.turn_id)
+                    FaultRaised(exc.error_kind, str(exc), link="tts", turn_id=self.record.turn_id)
                 )
                 # The clause may be half spoken by the cloud voice; say it whole locally.
         if self._tts_failed:
             self._write(await self._fallback.render(text))
 
     async def _stream_tts(self, text: str, previous_text: str) -> None:
-        self.clock.mark_first("tts_request_ms", now_ms())
-        self.clock.tts_characters += len(text)
+        self.record.mark_first("tts_request_ms", now_ms())
+        self.record.tts_characters += len(text)
         stream = self._tts.stream(text, previous_text=previous_text)
         async with contextlib.aclosing(stream) as chunks:
             async for chunk in chunks:
                 if chunk:
-                    self.clock.mark_first("tts_first_byte_ms", now_ms())
+                    self.record.mark_first("tts_first_byte_ms", now_ms())
                     self._write(chunk)
 
     async def _wait_for_room(self) -> None:
@@ -232,11 +212,11 @@ class ReplyPipeline:
         self._written += len(pcm)
         if self._clauses:
             self._clauses[-1].end_byte = self._written
-        self.clock.audio_out_bytes += len(pcm)
+        self.record.audio_out_bytes += len(pcm)
 
     def _split_all(self, text: str) -> list[str]:
         clauses = [*self._splitter.feed(text), *self._splitter.flush()]
-        return [c for c in (self._sanitize(c) for c in clauses) if c]
+        return [c for c in (speakable(c) for c in clauses) if c]
 
     # --- what was heard -------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentd.tts.sanitize import MAX_CHARS, speakable
+from agentd.tts.speakable import MAX_CHARS, speakable
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,8 +15,8 @@ import wave
 from collections import deque
 
 from agentd.audio import dsp
-from agentd.audio._link import DeviceStats, log
 from agentd.audio.alsa_playback import OnFirstAudio
+from agentd.audio.device_thread import DeviceStats, log
 from agentd.audio.format import AudioFormat
 from agentd.audio.reference import ReferenceTap
 from agentd.events import LinkState, now_ms

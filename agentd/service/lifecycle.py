@@ -2,7 +2,7 @@
 
 `run_daemon` is what `agentd run` calls. It validates the config (ConfigError -> exit
 78 before anything starts), sets up logging, then runs `Daemon` on one asyncio loop.
-The watchdog is fed only while the orchestrator is consuming mic frames, so a stalled
+The watchdog is fed only while the conversation is consuming mic chunks, so a stalled
 capture thread or a hung loop makes systemd restart the service. SIGTERM sends
 STOPPING=1 and everything is closed within the 2 s systemd allows us.
 """
@@ -14,29 +14,36 @@ import contextlib
 import logging
 import signal
 import time
-from typing import Any
 
 from agentd import __version__
 from agentd.config import Config, load_config
 from agentd.errors import AgentdError, ConfigError
-from agentd.events import LinkState
+from agentd.events import FaultRaised, LinkState
 from agentd.secrets import Secrets
+from agentd.service.composition import BUILTIN_BACKENDS, DeviceBackends
+from agentd.service.kiosk import EXIT_RESTART, Kiosk
+from agentd.service.reporting import Reporting
+from agentd.service.sdnotify import Notifier, WatchdogFeeder
 
-log = logging.getLogger("agentd.daemon")
+log = logging.getLogger("agentd.service.lifecycle")
 
-EXIT_RESTART = 75  # EX_TEMPFAIL: MQTT `restart` exits with it so Restart=on-failure restarts
+__all__ = ["EXIT_RESTART", "Daemon", "run_daemon"]
 SHUTDOWN_BUDGET_S = 1.5  # systemd allows TimeoutStopSec; the brief asks for < 2 s
 READY_GRACE_S = 10.0  # wait this long for the audio devices before READY=1 (degraded)
 
 
-def run_daemon(config_path: str) -> int:
-    """Load config, set up logging, run until SIGTERM; returns the process exit code."""
+def run_daemon(config_path: str, backends: DeviceBackends = BUILTIN_BACKENDS) -> int:
+    """Load config, set up logging, run until SIGTERM; returns the process exit code.
+
+    `backends` are the device backends the config may name (`alsa`, plus `sim` when the
+    CLI or a test harness provides the simulator's).
+    """
     config = load_config(config_path)
     from agentd.logs import setup_logging
 
     secrets = Secrets.load()
     setup_logging(config.logging, secrets.known_values())
-    daemon = Daemon(config_path, config, secrets)
+    daemon = Daemon(config_path, config, secrets, backends)
     try:
         return asyncio.run(daemon.run())
     except AgentdError as exc:
@@ -45,27 +52,38 @@ def run_daemon(config_path: str) -> int:
 
 
 class Daemon:
-    """Owns the runtime: assembly of parts, signals, reload, watchdog, shutdown."""
+    """Owns the kiosk: signals, reload, watchdog, READY/STOPPING, shutdown."""
 
-    def __init__(self, config_path: str, config: Config, secrets: Secrets) -> None:
+    def __init__(
+        self,
+        config_path: str,
+        config: Config,
+        secrets: Secrets,
+        backends: DeviceBackends = BUILTIN_BACKENDS,
+    ) -> None:
         self.config_path = config_path
         self.config = config
         self.secrets = secrets
+        self.backends = backends
         self.started_at = time.monotonic()
         self.exit_code = 0
         self._stop = asyncio.Event()
         self._absent_ticks = 0
-        self.runtime: Any = None  # agentd.runtime.Runtime, built inside the loop
+        self.notifier = Notifier()
+        self.reporting = Reporting(self.notifier, started_at=self.uptime_s)
+        self.kiosk = Kiosk(
+            config=config,
+            secrets=secrets,
+            reporting=self.reporting,
+            backends=backends,
+            supervisor=self,
+        )
 
     async def run(self) -> int:
-        from agentd.runtime import Runtime
-        from agentd.sdnotify import Notifier, WatchdogFeeder
-
         loop = asyncio.get_running_loop()
-        notifier = Notifier()
+        notifier, reporting, kiosk = self.notifier, self.reporting, self.kiosk
         notifier.status("starting")
-        self.runtime = Runtime(self, notifier)
-        await self.runtime.start()
+        await kiosk.start()
         for sig, handler in (
             (signal.SIGTERM, self.request_stop),
             (signal.SIGINT, self.request_stop),
@@ -79,7 +97,7 @@ class Daemon:
         )
         feeder.start()
         await self._wait_for_audio(READY_GRACE_S)
-        notifier.ready(self.runtime.status_text())
+        notifier.ready(reporting.status_text())
         log.info("agentd %s ready", __version__, extra={"STAGE": "ready"})
         try:
             await self._stop.wait()
@@ -88,7 +106,7 @@ class Daemon:
             log.info("stopping", extra={"STAGE": "stopping"})
             await feeder.stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runtime.stop(), SHUTDOWN_BUDGET_S)
+                await asyncio.wait_for(kiosk.stop(), SHUTDOWN_BUDGET_S)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         return self.exit_code
@@ -101,12 +119,14 @@ class Daemon:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
-        links = self.runtime.links
+        links = self.reporting.links
         while loop.time() < deadline and not self._stop.is_set():
             if all(links[n] is LinkState.CONNECTED for n in ("capture", "playback")):
                 return
             await asyncio.sleep(0.05)
-        log.warning("audio devices not open yet; running degraded: %s", self.runtime.status_text())
+        log.warning(
+            "audio devices not open yet; running degraded: %s", self.reporting.status_text()
+        )
 
     def _audio_progress(self) -> int:
         """The watchdog's progress counter: mic frames processed by the loop.
@@ -115,10 +135,9 @@ class Daemon:
         reopening it, not hung: count that as progress, so an unplugged mic leads to a
         reported fault and a reopen, not to a restart loop.
         """
-        runtime = self.runtime
-        if runtime.links["capture"] is not LinkState.CONNECTED:
+        if self.reporting.links["capture"] is not LinkState.CONNECTED:
             self._absent_ticks += 1
-        return int(runtime.orchestrator.frames_processed) + self._absent_ticks
+        return self.kiosk.frames_processed() + self._absent_ticks
 
     def request_stop(self, exit_code: int = 0) -> None:
         self.exit_code = exit_code
@@ -133,7 +152,7 @@ class Daemon:
 
     async def reload(self) -> str:
         """Re-read the config file; a bad file is reported and the running config kept."""
-        notifier = self.runtime.notifier
+        reporting, kiosk, notifier = self.reporting, self.kiosk, self.notifier
         notifier.reloading()
         try:
             new_config = load_config(self.config_path)
@@ -144,13 +163,14 @@ class Daemon:
                 exc,
                 extra={"ERROR_KIND": "config_reload"},
             )
-            self.runtime.report_fault("config_reload", str(exc))
-            notifier.ready(self.runtime.status_text())
+            reporting.fault(FaultRaised("config_reload", str(exc)))
+            notifier.ready(reporting.status_text())
             raise
         old = self.config
         self.config, self.secrets = new_config, secrets
-        await self.runtime.apply_config(old, new_config)
-        notifier.ready(self.runtime.status_text())
+        kiosk.secrets = secrets
+        await kiosk.apply_config(old, new_config)
+        notifier.ready(reporting.status_text())
         log.info("configuration reloaded", extra={"STAGE": "reload"})
         return "reloaded"
 

@@ -1,9 +1,15 @@
-"""Make LLM text safe and pleasant to speak: no markdown, emoji, tags or control characters.
+"""The one sanitiser for spoken text: no markdown, emoji, tags or control characters.
 
 The LLM writes for screens; a voice reading "asterisk asterisk" or a raw URL bracket is
 broken. More importantly, anything tag-like is removed, so text a visitor coaxed the
 model into writing can never reach the TTS engine as SSML/markup (e.g. `<break>` or
-`<phoneme>`, which some engines interpret). Runs on every clause just before synthesis.
+`<phoneme>`, which some engines interpret). Two stages of one sanitiser, both used by
+the reply pipeline:
+- `SpeakableStream` on the model's deltas before they are cut into clauses: drops
+  control characters and markup even when a tag is split across deltas, so a tag's
+  "." can never end a clause and leave half a tag to be spoken;
+- `speakable` on each clause just before synthesis: markdown structure (links, lists,
+  tables, headings, emphasis), emoji, stray angle brackets, a length cap.
 """
 
 from __future__ import annotations
@@ -82,3 +88,52 @@ def _cap(text: str, max_chars: int) -> str:
             return head[: end + 1]
     space = head.rfind(" ")
     return head[:space] if space > 0 else head
+
+
+# --- the streaming stage ----------------------------------------------------------
+
+# Markdown characters that are never spoken in a front-desk answer.
+_MARKDOWN = frozenset("*#`~|")
+# A '<' not closed within this many characters was text ("3 < 5"), not a tag.
+TAG_MAX_CHARS = 64
+
+
+class SpeakableStream:
+    """Feed deltas in order; get back the speakable part of each."""
+
+    def __init__(self) -> None:
+        self._tag: str | None = None  # pending "<..." text while inside a possible tag
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for char in text:
+            if self._tag is not None:
+                self._tag += char
+                if char == ">":
+                    self._tag = None
+                elif len(self._tag) > TAG_MAX_CHARS:
+                    out.append(_clean_streamed(self._tag))
+                    self._tag = None
+                continue
+            if char == "<":
+                self._tag = char
+            elif _keep_streamed(char):
+                out.append(char)
+        return "".join(out)
+
+    def flush(self) -> str:
+        """Text held back as a possible tag when the stream ended."""
+        pending, self._tag = self._tag or "", None
+        return _clean_streamed(pending)
+
+
+def _keep_streamed(char: str) -> bool:
+    if char in _MARKDOWN:
+        return False
+    if char in "\n\t":
+        return True
+    return unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def _clean_streamed(text: str) -> str:
+    return "".join(c for c in text if c != "<" and _keep_streamed(c))

@@ -8,12 +8,17 @@ that polls once per period instead of blocking the loop on the playback thread.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+from agentd.audio.format import AudioFormat
+from agentd.audio.ports import PlaybackDevice
 
 
 class Speaker:
-    def __init__(self, device: Any, period_ms: int, volume: float = 1.0) -> None:
+    def __init__(
+        self, device: PlaybackDevice, fmt: AudioFormat, period_ms: int, volume: float = 1.0
+    ) -> None:
         self.device = device
+        self.format = fmt
         self._period_s = period_ms / 1000
         self.paused = False
         self.volume = volume
@@ -40,7 +45,7 @@ class Speaker:
 
     def played_bytes(self) -> int:
         """Bytes handed to the device since it was opened (monotonic)."""
-        return int(self.device.stats.frames) * 2
+        return int(self.device.stats.frames) * self.format.bytes_per_frame
 
     @property
     def is_playing(self) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 from agentd.logs import fields
 
-log = logging.getLogger("agentd.sdnotify")
+log = logging.getLogger("agentd.service.sdnotify")
 
 _MIN_TICK_S = 0.05  # sampling the progress counter faster than 20 Hz buys nothing
 

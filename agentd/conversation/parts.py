@@ -1,0 +1,51 @@
+"""ConversationParts: everything the turn state machine works with, typed by its ports.
+
+Built by the composition root (`agentd.service.composition`) from the config, rebuilt
+on reload (the audio devices are kept), and by unit tests from fakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from agentd.audio.format import AudioFormat
+from agentd.conversation.ports import (
+    BargeInDetector,
+    ClauseSplitter,
+    FallbackVoice,
+    Gate,
+    History,
+    LlmClient,
+    Recorder,
+    Speaker,
+    SttLink,
+    TtsClient,
+)
+
+TalkMode = Literal["hold", "press"]
+
+
+@dataclass(slots=True)
+class ConversationParts:
+    gate: Gate
+    barge_in: BargeInDetector | None
+    stt: SttLink
+    llm: LlmClient
+    history: History
+    tts: TtsClient
+    fallback: FallbackVoice
+    speaker: Speaker
+    new_splitter: Callable[[], ClauseSplitter]
+    recorder: Recorder
+    in_format: AudioFormat  # what the mic captures and STT hears
+    out_format: AudioFormat  # what TTS produces and the speaker plays
+    talk_mode: TalkMode = "hold"  # push-to-talk: hold the button, or press to start
+
+    async def aclose(self) -> None:
+        """Close the cloud links; each one even if another fails."""
+        for close in (self.stt.close, self.llm.aclose, self.tts.aclose):
+            with contextlib.suppress(Exception):
+                await close()

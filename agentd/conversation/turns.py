@@ -1,0 +1,522 @@
+"""The turn state machine: idle -> listening -> thinking -> speaking, on one asyncio loop.
+
+Every input reaches `Conversation` on the loop thread: mic chunks (through the inbox),
+gate and barge-in facts, STT transcripts, and the command events every source posts
+(buttons, MQTT, the barge-in policy, mute, shutdown). One handler table maps each event
+type to its handler. The conversation owns the AgentState, starts and cancels replies,
+and reports state, faults and per-turn metrics through its `Reporter`. Cancellation
+always goes through `_cancel`, so every path stops the LLM stream, the TTS stream and
+the speaker the same way and keeps only the heard text in the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TypeVar, cast
+
+from agentd.audio.format import AudioChunk
+from agentd.conversation.interruption import Interruption
+from agentd.conversation.parts import ConversationParts
+from agentd.conversation.ports import GateEvent, Reporter
+from agentd.conversation.reply import ReplyPipeline
+from agentd.conversation.turn_record import TurnRecord
+from agentd.errors import AgentdError
+from agentd.events import (
+    AgentState,
+    BargeIn,
+    BargeInDismissed,
+    BargeInSuspected,
+    ButtonPressed,
+    ButtonReleased,
+    CallStaff,
+    CancelReply,
+    FalseBargeIn,
+    FaultRaised,
+    FirstAudioPlayed,
+    ResetConversation,
+    Say,
+    SetMuted,
+    SetVolume,
+    SpeechEnded,
+    SpeechStarted,
+    StartListening,
+    StopListening,
+    ToggleMute,
+    TranscriptPartial,
+    TurnFinalized,
+    VoicedAudio,
+    now_ms,
+)
+from agentd.logs import fields, log_transcript
+
+log = logging.getLogger("agentd.turn")
+
+E = TypeVar("E")
+Handler = Callable[[object], None]
+ReplyFactory = Callable[..., ReplyPipeline]  # the bench swaps in its seed design
+
+
+def _entry(kind: type[E], handler: Callable[[E], None]) -> tuple[type, Handler]:
+    """One row of the handler table; the TypeVar ties the handler to its event type."""
+    return kind, cast(Handler, handler)
+
+
+class Conversation:
+    """Owns the conversation state; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        parts: ConversationParts,
+        reporter: Reporter,
+        log_transcripts: bool,
+        reply_factory: ReplyFactory = ReplyPipeline,
+    ) -> None:
+        self.parts = parts
+        self._reporter = reporter
+        self.log_transcripts = log_transcripts
+        self.reply_factory = reply_factory
+        self.state = AgentState.IDLE
+        self.muted = False
+        self._ptt_active = False
+        self._listening: TurnRecord | None = None  # the visitor turn being heard
+        self._reply_task: asyncio.Task[None] | None = None
+        self._reply: ReplyPipeline | None = None
+        self._interruption = Interruption()
+        self._reply_user_text = ""  # what the reply in flight answers
+        self._carry_text = ""  # a turn cut short because the visitor went on talking
+        self.turns_completed = 0
+        self.frames_processed = 0
+        self._handlers: dict[type, Handler] = dict(
+            (
+                _entry(VoicedAudio, self._on_voiced_audio),
+                _entry(SpeechStarted, self._on_speech_started),
+                _entry(SpeechEnded, self._on_speech_ended),
+                _entry(TranscriptPartial, self._on_partial),
+                _entry(TurnFinalized, self._on_turn_finalized),
+                _entry(BargeInSuspected, self._on_barge_in_suspected),
+                _entry(BargeInDismissed, self._on_barge_in_dismissed),
+                _entry(BargeIn, self._on_barge_in),
+                _entry(FalseBargeIn, self._on_false_barge_in),
+                _entry(FirstAudioPlayed, self._on_first_audio),
+                _entry(FaultRaised, self._on_link_fault),
+                _entry(CancelReply, self._on_cancel),
+                _entry(StartListening, self._on_start_listening),
+                _entry(StopListening, self._on_stop_listening),
+                _entry(SetMuted, self._on_set_muted),
+                _entry(ToggleMute, self._on_toggle_mute),
+                _entry(SetVolume, self._on_set_volume),
+                _entry(Say, self._on_say),
+                _entry(ResetConversation, self._on_reset),
+                _entry(CallStaff, self._on_call_staff),
+                _entry(ButtonPressed, self._on_button_pressed),
+                _entry(ButtonReleased, lambda _event: None),  # its command came with it
+            )
+        )
+
+    # --- audio path (hot: one call per capture period) ---------------------------------
+
+    def on_audio(self, chunk: AudioChunk) -> None:
+        """One capture period of mono PCM; runs on the loop, must stay cheap."""
+        self.frames_processed += 1
+        if self.muted:
+            return
+        parts = self.parts
+        guard = self._interruption
+        guard.remember(chunk)
+        if self._ptt_active:
+            self._to_stt(chunk.pcm)
+            # Press-to-start: the visitor's own pause ends the turn.
+            ended = parts.talk_mode == "press" and any(
+                isinstance(e, SpeechEnded) for e in parts.gate.process(chunk)
+            )
+            if ended:
+                self._stop_push_to_talk()
+            return
+        ringing = guard.ringing(chunk.at_ms)
+        # the agent's own voice may still ring in the room: keep the gate deaf to it
+        gate_events: Sequence[GateEvent] = () if ringing else parts.gate.process(chunk)
+        if parts.barge_in is not None:
+            # Every chunk, not only while speaking: the detector tracks the noise floor
+            # and the echo path continuously and arms itself from the played reference.
+            for fact in parts.barge_in.process(chunk, parts.gate.last_voiced):
+                self.handle(fact)
+        if ringing:
+            return
+        if guard.direct_feed:
+            self._to_stt(chunk.pcm)
+            for event in gate_events:
+                if isinstance(event, SpeechEnded):
+                    guard.direct_feed = False
+                    self.handle(event)
+            return
+        if self.state is AgentState.SPEAKING:
+            return  # our own voice: the barge-in detector decides, not the gate
+        for event in gate_events:
+            self.handle(event)
+
+    def _to_stt(self, pcm: bytes) -> None:
+        """Raw audio to STT (pre-roll, push-to-talk, barge-in replay)."""
+        self.parts.stt.feed(pcm)
+        self._heard(pcm)
+
+    def _heard(self, pcm: bytes) -> None:
+        """Account audio the cloud hears: debug recording and the turn's audio metric."""
+        self.parts.recorder.add(pcm)
+        if self._listening is not None:
+            self._listening.audio_in_bytes += len(pcm)
+
+    # --- event dispatch ---------------------------------------------------------------
+
+    def handle(self, event: object) -> None:
+        """Route one event by the handler table; never raises (bad events are logged)."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            log.warning("no handler for %s", type(event).__name__)
+            return
+        try:
+            handler(event)
+        except AgentdError as exc:
+            self._reporter.fault(FaultRaised(exc.error_kind, str(exc)))
+        except Exception:  # task boundary: a bug must not kill the audio path
+            log.exception("event handler failed for %s", type(event).__name__)
+
+    # --- listening --------------------------------------------------------------------
+
+    def _on_voiced_audio(self, audio: VoicedAudio) -> None:
+        self._heard(self.parts.stt.send_gated(audio))
+
+    def _on_speech_started(self, event: SpeechStarted) -> None:
+        if self.state is AgentState.THINKING and self._reply_task is not None:
+            # The visitor goes on talking: drop the half-made reply and answer the whole
+            # thing once they finish (the first part is carried into the next turn).
+            self._carry_text = self._reply_user_text
+            if self._reply is not None:
+                self._reply.discard = True  # its user text lives on in the carried turn
+            self._cancel("visitor continued")
+        self._begin_listening(event.at_ms)
+        if event.preroll:
+            self._to_stt(event.preroll)
+
+    def _begin_listening(self, speech_start_ms: float, *, barge_ins: int = 0) -> None:
+        self._listening = TurnRecord(speech_start_ms=speech_start_ms, barge_ins=barge_ins)
+        self.parts.stt.begin_utterance()
+        self._warm_connections()
+        self._set_state(AgentState.LISTENING)
+
+    def _on_speech_ended(self, event: SpeechEnded) -> None:
+        record = self._listening
+        if record is None:
+            return
+        record.speech_end_ms = event.voice_end_ms or event.at_ms
+        if event.too_short:
+            log.debug("utterance too short (%.0f ms), ignored", event.duration_ms)
+        record.endpoint_ms = event.at_ms
+        self.parts.stt.end_utterance()
+        self._warm_connections()  # a long utterance may have outlived the warm one
+
+    def _warm_connections(self) -> None:
+        """LLM and TTS connections ready before the turn needs them (connection_warmer)."""
+        self.parts.llm.warm_up()
+        self.parts.tts.warm_up()
+
+    def _on_start_listening(self, command: StartListening) -> None:
+        """Push-to-talk: open a turn regardless of the VAD (press mode toggles)."""
+        if self._ptt_active and self.parts.talk_mode == "press":
+            self._stop_push_to_talk()
+            return
+        self._cancel(f"push-to-talk ({command.source})")
+        self._ptt_active = True
+        self._begin_listening(command.at_ms)
+
+    def _on_stop_listening(self, _command: StopListening) -> None:
+        self._stop_push_to_talk()
+
+    def _stop_push_to_talk(self) -> None:
+        if not self._ptt_active:
+            return
+        self._ptt_active = False
+        if self._listening is not None:
+            self._listening.speech_end_ms = self._listening.endpoint_ms = now_ms()
+        self.parts.stt.end_utterance()
+
+    def _on_partial(self, event: TranscriptPartial) -> None:
+        """STT heard words: a held reply was a real interruption, drop it."""
+        if not event.text.strip():
+            return
+        if self.parts.barge_in is not None:
+            self.parts.barge_in.note_words()
+        if self._interruption.held:
+            self._interruption.held = False
+            if self._reply is not None:
+                self._reply.record.barge_in_confirmed = True
+            self._cancel("barge-in confirmed by words", keep_state=True)
+
+    def _on_turn_finalized(self, event: TurnFinalized) -> None:
+        text = event.text.strip()
+        recorder = self.parts.recorder
+        if self.muted:
+            recorder.discard()
+            return  # a turn cut by mute: the visitor asked not to be listened to
+        if text and self._carry_text:
+            text = f"{self._carry_text} {text}"
+        if text:
+            self._carry_text = ""
+        record = self._listening or TurnRecord()
+        self._listening = None
+        record.final_ms = event.at_ms
+        if not text:
+            recorder.discard()
+            self._set_state(AgentState.IDLE)
+            return
+        recorder.save(record.turn_id)
+        if record.speech_end_ms is None and not self._ptt_active:
+            # The STT final beat our own endpoint: the gate still knows when the voice ended.
+            record.speech_end_ms = self.parts.gate.voice_end_ms
+        self._cancel("new turn")
+        log_transcript(log, "visitor", text, record.turn_id, enabled=self.log_transcripts)
+        self._reporter.transcript("visitor", text, record.turn_id)
+        log.info("turn started", extra=fields(turn_id=record.turn_id, stage="stt"))
+        self._start_reply(record, text)
+
+    # --- replying ---------------------------------------------------------------------
+
+    def _start_reply(self, record: TurnRecord, user_text: str) -> None:
+        history = self.parts.history
+        self._reply_user_text = user_text
+        messages = history.messages_for_request(user_text)
+        reply = self._new_reply(record)
+        self._set_state(AgentState.THINKING)
+
+        async def run() -> None:
+            try:
+                result = await reply.run(messages)
+                await self._wait_played(reply)
+                heard = reply.played_text()
+                history.commit_turn(user_text, result.new_messages, heard)
+                log_transcript(log, "agent", heard, record.turn_id, enabled=self.log_transcripts)
+                self._reporter.transcript("agent", heard, record.turn_id)
+            except asyncio.CancelledError:
+                if not reply.discard:
+                    history.commit_turn(
+                        user_text, reply.result.new_messages, reply.played_text(), interrupted=True
+                    )
+                raise
+            finally:
+                self._finish_turn(reply)
+
+        self._launch(run(), reply)
+
+    def _on_say(self, command: Say) -> None:
+        """Announce text now (MQTT `say`), cancelling any reply in flight."""
+        self._cancel(f"say ({command.source})")
+        reply = self._new_reply(TurnRecord())
+
+        async def run() -> None:
+            await reply.speak_text(command.text)
+            await self._wait_played(reply)
+
+        self._launch(run(), reply)
+
+    def _say_line(self, name: str) -> None:
+        """Play a pre-rendered fallback line (no reply can proceed); not a turn of its own."""
+        if self._reply_task is not None:
+            return
+        reply = self._new_reply(TurnRecord())
+
+        async def run() -> None:
+            await reply.speak_line(name)
+            await self._wait_played(reply)
+
+        self._launch(run(), reply)
+
+    def _new_reply(self, record: TurnRecord) -> ReplyPipeline:
+        parts = self.parts
+        return self.reply_factory(
+            llm=parts.llm,
+            tts=parts.tts,
+            fallback=parts.fallback,
+            speaker=parts.speaker,
+            splitter=parts.new_splitter(),
+            report_fault=self._reporter.fault,
+            record=record,
+            bytes_per_s=parts.out_format.bytes_per_s,
+        )
+
+    def _launch(self, coro: Coroutine[object, object, None], reply: ReplyPipeline) -> None:
+        self._reply = reply
+        self._reply_task = asyncio.get_running_loop().create_task(coro, name="reply")
+        self._reply_task.add_done_callback(self._reply_done)
+
+    def _on_first_audio(self, event: FirstAudioPlayed) -> None:
+        """The device started sounding new audio (bridged from the playback thread)."""
+        reply = self._reply
+        if reply is None or not reply.bytes_written:
+            return
+        reply.record.mark_first("first_audio_ms", event.at_ms)
+        if self.state is not AgentState.SPEAKING and not self._interruption.held:
+            self._set_state(AgentState.SPEAKING)
+            if self.parts.barge_in is not None:
+                self.parts.barge_in.reset()
+
+    async def _wait_played(self, reply: ReplyPipeline) -> None:
+        """Return once the speaker has played everything this reply wrote."""
+        if reply.bytes_written:
+            await self.parts.speaker.wait_idle()
+
+    def _finish_turn(self, reply: ReplyPipeline) -> None:
+        self.turns_completed += 1
+        parts = self.parts
+        metrics = reply.record.metrics(parts.out_format.bytes_per_s, parts.in_format.bytes_per_s)
+        self._reporter.turn_finished(metrics)
+
+    def _reply_done(self, task: asyncio.Task[None]) -> None:
+        if self._reply_task is task:
+            self._reply_task = None
+            self._reply = None
+            self._interruption.release()
+            if self.state in (AgentState.THINKING, AgentState.SPEAKING):
+                self._set_state(AgentState.IDLE)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("reply failed: %s", exc, exc_info=exc, extra=fields(error_kind="internal"))
+
+    def _on_cancel(self, command: CancelReply) -> None:
+        self._cancel(command.source)
+
+    def _cancel(self, reason: str, *, keep_state: bool = False) -> bool:
+        """Stop the reply in flight: LLM + TTS streams cancelled, speaker flushed."""
+        task = self._reply_task
+        self._interruption.held = False
+        if task is None:
+            return False
+        log.info("reply cancelled: %s", reason, extra=fields(stage="cancel"))
+        self.parts.speaker.cancel()
+        if self._reply is not None and self._reply.record.cancelled_by is None:
+            self._reply.record.cancelled_by = reason
+        task.cancel()
+        self._reply_task = None
+        self._reply = None
+        if not keep_state and self.state in (AgentState.THINKING, AgentState.SPEAKING):
+            self._set_state(AgentState.IDLE)
+        return True
+
+    async def shutdown(self) -> None:
+        """Cancel the reply in flight (as any CancelReply would) and wait for it to end."""
+        task = self._reply_task
+        self.handle(CancelReply("shutdown"))
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @property
+    def reply_in_flight(self) -> bool:
+        return self._reply_task is not None
+
+    # --- barge-in (the interruption policy) --------------------------------------------
+
+    def _on_barge_in_suspected(self, _event: BargeInSuspected) -> None:
+        if self.state is AgentState.SPEAKING:
+            self.parts.speaker.pause()  # silence within a period; cancel only if confirmed
+
+    def _on_barge_in_dismissed(self, _event: BargeInDismissed) -> None:
+        if self.state is AgentState.SPEAKING and not self._interruption.held:
+            self.parts.speaker.resume()
+
+    def _on_barge_in(self, event: BargeIn) -> None:
+        """Confirmed visitor speech over the reply: hold the reply, listen to the visitor.
+
+        The reply stays paused (not cancelled) until STT hears words, which cancels it,
+        or until the detector calls it a false barge-in, which resumes it: a cough must
+        not leave the visitor in silence.
+        """
+        reply, guard = self._reply, self._interruption
+        if reply is None or guard.held:
+            return
+        detect_ms = round(event.at_ms - event.onset_ms)
+        log.info("barge-in", extra=fields(stage="barge_in", latency_ms=detect_ms))
+        self._reporter.event("barge_in", {"onset_to_detect_ms": detect_ms})
+        self.parts.speaker.pause()
+        guard.hold()
+        reply.record.barge_ins += 1
+        self._begin_listening(event.onset_ms, barge_ins=1)
+        for pcm in guard.replay_from(event.onset_ms):
+            self._to_stt(pcm)
+
+    def _on_false_barge_in(self, _event: FalseBargeIn) -> None:
+        guard = self._interruption
+        if not guard.held or self._reply_task is None:
+            return
+        log.info("false barge-in: resuming the reply", extra=fields(stage="barge_in"))
+        guard.release()
+        self._listening = None
+        self.parts.stt.end_utterance()
+        self.parts.speaker.resume()
+        self._set_state(AgentState.SPEAKING)
+
+    # --- commands, faults, state --------------------------------------------------------
+
+    def _on_set_muted(self, command: SetMuted) -> None:
+        self._set_muted(command.muted)
+
+    def _on_toggle_mute(self, _command: ToggleMute) -> None:
+        self._set_muted(not self.muted)
+
+    def _set_muted(self, muted: bool) -> None:
+        was_muted, self.muted = self.muted, muted
+        self.parts.gate.set_muted(muted)  # an open utterance is dropped, not finished
+        if muted and not was_muted:
+            self._cancel("muted")
+            self._ptt_active = False
+            self._interruption.release()
+            if self._listening is not None:
+                # Whatever the visitor said so far is not sent on: close the STT turn and
+                # ignore its transcript (see _on_turn_finalized).
+                self._listening = None
+                self.parts.stt.end_utterance()
+            self._set_state(AgentState.MUTED)
+        elif self.state is AgentState.MUTED:
+            self._set_state(AgentState.IDLE)
+
+    def _on_set_volume(self, command: SetVolume) -> None:
+        self.parts.speaker.set_volume(command.level)
+
+    def _on_reset(self, command: ResetConversation) -> None:
+        """Forget the conversation: the reply in flight leaves nothing in the history."""
+        if self._reply is not None:
+            self._reply.discard = True
+        self._cancel(f"reset ({command.source})")
+        self._carry_text = ""
+        self.parts.history.reset()
+
+    def _on_button_pressed(self, fact: ButtonPressed) -> None:
+        """Report the press; the command it stands for was posted right behind it."""
+        self._reporter.event("button", {"button": fact.button, "long_press": fact.long_press})
+
+    def _on_call_staff(self, command: CallStaff) -> None:
+        self._reporter.call_staff(command.reason, command.source)
+
+    def _on_link_fault(self, fault: FaultRaised) -> None:
+        if self.muted and fault.error_kind == "stt_timeout":
+            # The turn was cut by mute on purpose: no transcript is expected, no fault.
+            log.debug("stt: no final for a muted turn (expected)")
+            return
+        self._reporter.fault(fault)
+        if fault.link == "stt" and self.state is AgentState.LISTENING:
+            # The visitor spoke but no transcript will come: say so rather than go silent.
+            self._listening = None
+            self._set_state(AgentState.IDLE)
+            self._say_line("sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line")
+
+    def _set_state(self, state: AgentState) -> None:
+        if self.muted and state is not AgentState.MUTED:
+            state = AgentState.MUTED
+        if state is self.state:
+            return
+        if self.state is AgentState.SPEAKING and self._interruption.agent_stopped(now_ms()):
+            self.parts.gate.reset()  # whatever it heard while we spoke was us
+        self.state = state
+        self._reporter.state_changed(state)
