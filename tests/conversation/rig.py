@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.conversation.parts import ConversationParts, TalkMode
 from agentd.conversation.turns import Conversation
-from agentd.events import FirstAudioPlayed, SpeechEnded, SpeechStarted, TurnFinalized
+from agentd.events import AgentState, FirstAudioPlayed, SpeechEnded, SpeechStarted, TurnFinalized
 from agentd.llm.history import ConversationHistory
 from agentd.tts.splitter import ClauseSplitter
 from tests.conversation.fakes import (
@@ -70,6 +70,10 @@ class Rig:
     reporter: FakeReporter
     conv: Conversation
 
+    def state(self) -> AgentState:
+        """The conversation's state (a call, so mypy does not narrow it across events)."""
+        return self.conv.state
+
     # --- driving a turn ----------------------------------------------------------------
 
     def visitor_says(self, text: str, at_ms: float = 1000.0) -> None:
@@ -80,6 +84,10 @@ class Rig:
 
     def finalize(self, text: str, at_ms: float = 2000.0) -> None:
         self.conv.handle(TurnFinalized(text, at_ms))
+
+    async def requested(self, n: int) -> None:
+        """Until the LLM has been asked `n` times (the reply task runs the request)."""
+        await until(lambda: len(self.llm.requests) >= n, f"{n} LLM requests")
 
     async def replying(self) -> None:
         """Until the reply in flight has written audio to the speaker."""
