@@ -49,6 +49,8 @@ from agentd.sim.openai_wire import (
     usage,
 )
 
+__all__ = ["Faults", "OpenAiEmulator", "RecordedRequest", "Shape", "split_tokens"]
+
 if TYPE_CHECKING:
     from aiohttp import web
 
