@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentd.connection_warmer import ConnectionWarmer
@@ -106,6 +106,20 @@ class ElevenLabsTts:
         if self.warmer is not None:
             self.warmer.poke()
 
+    async def probe(self) -> None:
+        """One authenticated, unbilled request (GET /v1/models); a TtsError names the cause."""
+        import httpx
+        from elevenlabs.core.api_error import ApiError
+
+        try:
+            await self._probe()
+        except ApiError as exc:
+            raise _from_api_error(exc, self._config.base_url) from None
+        except httpx.HTTPError as exc:
+            raise TtsError(
+                f"cannot reach {self._config.base_url}: {type(exc).__name__}: {exc}"
+            ) from None
+
     async def _probe(self) -> None:
         # GET /v1/models: small, authenticated, not billed; same httpx pool as stream().
         await self._client.models.with_raw_response.list(request_options={"max_retries": 0})
@@ -123,7 +137,7 @@ class ElevenLabsTts:
         previous_text: str = "",
         next_text: str = "",
         stitching: ReplyStitching | None = None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield even-length PCM chunks for `text` as they arrive; raises TtsError/TtsTimeout.
 
         With `stitching` (one per reply), the request cites the reply's earlier clauses
