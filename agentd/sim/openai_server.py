@@ -31,6 +31,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -297,8 +298,8 @@ class OpenAiEmulator:
             first_at = record.received_at + self.ttft_ms / 1000
             if self.shape.one_chunk:  # nothing leaves before the whole reply is generated
                 first_at += max(0, plan.pieces - 1) * self.chunk_ms / 1000
-            lead, events = self._events(plan, body, include_usage)
-            for index, event in enumerate(events):
+            lead = self._lead()
+            for index, event in enumerate(self._events(plan, body, include_usage)):
                 if index >= lead:
                     step = 0 if self.shape.one_chunk else index - lead
                     await sleep_until(first_at + step * self.chunk_ms / 1000)
@@ -375,20 +376,23 @@ class OpenAiEmulator:
             text = CONTROL_GARBAGE + text
         return _Plan(text=text)
 
-    def _events(
-        self, plan: _Plan, body: dict[str, Any], include_usage: bool
-    ) -> tuple[int, list[str]]:
-        """The SSE data payloads of one streamed reply ([DONE] last), and how many of
-        them leave at once (the rest are paced as tokens)."""
+    def _lead(self) -> int:
+        """How many of a reply's first events leave at once (the rest are paced)."""
+        if self.shape.one_chunk:
+            return 0  # everything waits for the whole generation
+        return 2 if self.shape.empty_first_chunk else 1  # [filter chunk,] role chunk
+
+    def _events(self, plan: _Plan, body: dict[str, Any], include_usage: bool) -> Iterator[str]:
+        """The SSE data payloads of one streamed reply, [DONE] last (lazily: a huge
+        reply must not sit in memory, the fuzz tests measure the client's)."""
         base = chunk_base(body, self.model)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return json.dumps({**base, "choices": [choice]})
 
-        events: list[str] = []
         if self.shape.empty_first_chunk:
-            events.append(prompt_filter_chunk())
+            yield prompt_filter_chunk()
         finish = "tool_calls" if plan.tool_calls else "stop"
         if self.shape.one_chunk:
             delta: dict[str, Any] = {"role": "assistant", "content": plan.text}
@@ -397,25 +401,21 @@ class OpenAiEmulator:
                     {**call_head(i), "function": {"name": name, "arguments": arguments}}
                     for i, (name, arguments) in enumerate(plan.tool_calls)
                 ]
-            events.append(chunk(delta, finish))
-            lead = 0
+            yield chunk(delta, finish)
         else:
-            events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
-            lead = len(events)
-            events += [chunk({"content": piece}) for piece in split_tokens(plan.text)]
+            yield chunk({"role": "assistant", "content": "", "refusal": None})
+            for piece in split_tokens(plan.text):
+                yield chunk({"content": piece})
             for i, (name, arguments) in enumerate(plan.tool_calls):
                 head = {**call_head(i), "function": {"name": name, "arguments": ""}}
-                events.append(chunk({"tool_calls": [head]}))
+                yield chunk({"tool_calls": [head]})
                 for start in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS):
                     fragment = arguments[start : start + ARGUMENT_FRAGMENT_CHARS]
-                    events.append(
-                        chunk({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]})
-                    )
-            events.append(chunk({}, finish))
+                    yield chunk({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]})
+            yield chunk({}, finish)
         if include_usage:
-            events.append(json.dumps({**base, "choices": [], "usage": usage(body, plan.pieces)}))
-        events.append("[DONE]")
-        return lead, events
+            yield json.dumps({**base, "choices": [], "usage": usage(body, plan.pieces)})
+        yield "[DONE]"
 
     def _completion(self, plan: _Plan, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
