@@ -26,6 +26,7 @@ from agentd.events import (
     now_ms,
 )
 from agentd.llm.events import LlmEvent
+from agentd.tts.stitching import ReplyStitching
 
 Call = tuple[object, ...]
 
@@ -194,6 +195,8 @@ class TtsRequest:
     text: str
     previous_text: str
     next_text: str
+    stitching: ReplyStitching | None
+    cited_ids: list[str]  # the stitching's previous request ids when the request was made
 
 
 def default_pcm(text: str) -> bytes:
@@ -202,7 +205,11 @@ def default_pcm(text: str) -> bytes:
 
 
 class FakeTtsClient(_Recording):
-    """Each `stream` plays the next script queued with `script()`, else `default_pcm`."""
+    """Each `stream` plays the next script queued with `script()`, else `default_pcm`.
+
+    Like the real TTS link, a request that ends cleanly records its clause in the
+    reply's `ReplyStitching`, with a request id "req-N" (N counts requests from 1).
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,10 +221,17 @@ class FakeTtsClient(_Recording):
         self._scripts.append(list(steps))
 
     async def stream(
-        self, text: str, *, previous_text: str = "", next_text: str = ""
+        self,
+        text: str,
+        *,
+        previous_text: str = "",
+        next_text: str = "",
+        stitching: ReplyStitching | None = None,
     ) -> AsyncGenerator[bytes, None]:
         self.calls.append(("stream", text, previous_text))
-        self.requests.append(TtsRequest(text, previous_text, next_text))
+        cited = stitching.previous_request_ids if stitching is not None else []
+        self.requests.append(TtsRequest(text, previous_text, next_text, stitching, cited))
+        request_id = f"req-{len(self.requests)}"
         steps = self._scripts.popleft() if self._scripts else [default_pcm(text)]
         try:
             for step in steps:
@@ -230,6 +244,8 @@ class FakeTtsClient(_Recording):
         except (GeneratorExit, asyncio.CancelledError):
             self.closed += 1
             raise
+        if stitching is not None:
+            stitching.record(text, request_id)
 
     def warm_up(self) -> None:
         self.calls.append(("warm_up",))

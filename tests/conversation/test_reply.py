@@ -70,6 +70,7 @@ async def test_first_clause_goes_to_tts_before_the_model_finishes() -> None:
     result = await task
     assert [r.text for r in pipe.tts.requests] == ["Hello there,", "the museum opens at nine."]
     assert pipe.tts.requests[1].previous_text == "Hello there,"
+    assert pipe.tts.requests[0].next_text == ""  # not yet written when it was requested
     assert result.full_text == "Hello there, the museum opens at nine."
     assert (pipe.record.prompt_tokens, pipe.record.completion_tokens) == (12, 9)
     assert pipe.record.tts_characters == len("Hello there,the museum opens at nine.")
@@ -235,3 +236,36 @@ async def test_cancel_closes_both_streams_and_keeps_the_heard_part() -> None:
     assert pipe.tts.closed == 1
     heard = pipe.reply.played_text()
     assert heard and first.startswith(heard) and heard != first  # a part, not the clause
+
+
+async def test_requests_name_the_next_clause_and_stitch_within_one_reply_only() -> None:
+    pipe = Pipe()
+    clauses = ["The cafe is upstairs,", "the shop is downstairs.", "Lockers are by the door."]
+    pipe.llm.script(TextDelta(" ".join(clauses)), LlmDone("stop", 0, 0))
+    await pipe.start()
+    requests = pipe.tts.requests
+    assert [r.text for r in requests] == clauses
+    assert [r.next_text for r in requests] == [clauses[1], clauses[2], ""]
+    assert [r.previous_text for r in requests] == ["", clauses[0], clauses[1]]
+    stitching = requests[0].stitching
+    assert stitching is not None
+    assert all(r.stitching is stitching for r in requests)
+    assert [r.cited_ids for r in requests] == [[], ["req-1"], ["req-1", "req-2"]]
+
+    second = Pipe()
+    second.tts = pipe.tts  # the same TTS link, a new reply
+    second.reply = ReplyPipeline(
+        llm=second.llm,
+        tts=pipe.tts,
+        fallback=second.fallback,
+        speaker=second.speaker,
+        splitter=ClauseSplitter(MIN_CLAUSE_CHARS),
+        report_fault=second.faults.append,
+        record=second.record,
+        bytes_per_s=OUT_FORMAT.bytes_per_s,
+    )
+    second.llm.script(TextDelta("Anything else?"), LlmDone("stop", 0, 0))
+    await second.start()
+    assert requests[-1].text == "Anything else?"
+    assert requests[-1].stitching is not stitching
+    assert requests[-1].cited_ids == []  # ids never cross replies
