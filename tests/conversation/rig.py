@@ -15,6 +15,7 @@ from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.conversation.parts import ConversationParts, TalkMode
 from agentd.conversation.turns import Conversation
 from agentd.events import AgentState, FirstAudioPlayed, SpeechEnded, SpeechStarted, TurnFinalized
+from agentd.llm.events import LlmDone, TextDelta
 from agentd.llm.history import ConversationHistory
 from agentd.tts.splitter import ClauseSplitter
 from tests.conversation.fakes import (
@@ -130,3 +131,29 @@ def build_rig(talk_mode: TalkMode = "hold", *, barge_in: bool = True) -> Rig:
     # the same with the inbox).
     speaker.on_first_audio = lambda at_ms: conv.handle(FirstAudioPlayed(at_ms))
     return Rig(gate, detector, stt, llm, tts, fallback, speaker, recorder, history, reporter, conv)
+
+
+# A two-clause reply; its first clause is 1,600 bytes of fake TTS audio.
+REPLY = "We open at nine. The cafe opens at ten."
+
+
+async def speaking(rig: Rig, user: str = "When do you open?", reply: str = REPLY) -> None:
+    """A visitor turn answered; 500 of the first clause's 1,600 bytes sounded: SPEAKING.
+
+    That is 5/16 of "We open at nine.": the history keeps its first word, "We".
+    """
+    rig.llm.script(TextDelta(reply), LlmDone("stop", 10, 5))
+    rig.visitor_says(user)
+    assert rig.state() is AgentState.THINKING
+    await rig.replying()
+    rig.speaker.play(500)
+    assert rig.state() is AgentState.SPEAKING
+
+
+def history_after(rig: Rig) -> list[dict[str, object]]:
+    """The committed exchanges, as the next request would send them (system excluded)."""
+    return rig.history.messages_for_request("next")[1:-1]
+
+
+def user_messages(rig: Rig) -> list[object]:
+    return [m["content"] for m in history_after(rig) if m["role"] == "user"]

@@ -1,4 +1,4 @@
-"""The turn state machine with fake parts: events in; state, calls, reports, history out."""
+"""The turn state machine with fake parts: a turn end to end, a turn carried on, faults."""
 
 from __future__ import annotations
 
@@ -8,81 +8,32 @@ from dataclasses import dataclass
 
 import pytest
 
-from agentd.conversation.interruption import ECHO_TAIL_GUARD_MS, REPLAY_BEFORE_ONSET_MS
+from agentd.conversation.interruption import ECHO_TAIL_GUARD_MS
 from agentd.errors import LlmError, SttError, TtsError
 from agentd.events import (
     AgentState,
-    BargeIn,
-    BargeInDismissed,
-    BargeInSuspected,
-    ButtonPressed,
-    CallStaff,
-    CancelReply,
-    FalseBargeIn,
     FaultRaised,
     Outcome,
-    ResetConversation,
-    Say,
-    SetMuted,
-    SetVolume,
     SpeechEnded,
     SpeechStarted,
-    StartListening,
-    StopListening,
-    ToggleMute,
-    TranscriptPartial,
-    TurnFinalized,
     VoicedAudio,
     now_ms,
 )
 from agentd.llm.events import LlmDone, TextDelta
-from agentd.llm.history import INTERRUPTED_MARK
 from tests.conversation.fakes import LINE_PCM, default_pcm, fallback_pcm
-from tests.conversation.rig import SYSTEM_PROMPT, Rig, build_rig, chunk, settle, until
+from tests.conversation.rig import (
+    REPLY,
+    SYSTEM_PROMPT,
+    Rig,
+    chunk,
+    history_after,
+    settle,
+    speaking,
+    until,
+    user_messages,
+)
 
 S = AgentState
-REPLY = "We open at nine. The cafe opens at ten."
-FIRST_CLAUSE = "We open at nine."
-
-
-async def speaking(rig: Rig, user: str = "When do you open?", reply: str = REPLY) -> None:
-    """A visitor turn answered; 500 of the first clause's 1,600 bytes sounded: SPEAKING.
-
-    That is 5/16 of "We open at nine.": the history keeps its first word, "We".
-    """
-    rig.llm.script(TextDelta(reply), LlmDone("stop", 10, 5))
-    rig.visitor_says(user)
-    assert rig.state() is S.THINKING
-    await rig.replying()
-    rig.speaker.play(500)
-    assert rig.state() is S.SPEAKING
-
-
-def history_after(rig: Rig) -> list[dict[str, object]]:
-    """The committed exchanges, as the next request would send them (system excluded)."""
-    return rig.history.messages_for_request("next")[1:-1]
-
-
-def user_messages(rig: Rig) -> list[object]:
-    return [m["content"] for m in history_after(rig) if m["role"] == "user"]
-
-
-@dataclass
-class BargeInSetup:
-    t0: float
-    onset_ms: float
-
-
-async def barged_in(rig: Rig) -> BargeInSetup:
-    """SPEAKING, 10 mic chunks (tags 0..9, 20 ms apart), then a BargeIn on chunk 10."""
-    await speaking(rig)
-    t0 = now_ms()
-    for i in range(10):
-        rig.conv.on_audio(chunk(t0 + 20 * i, tag=i))
-    onset = t0 + 140  # inside chunk 7; the replay starts 100 ms earlier (chunk 2)
-    rig.barge_in.script(BargeIn(at_ms=t0 + 200, onset_ms=onset))
-    rig.conv.on_audio(chunk(t0 + 200, tag=10))
-    return BargeInSetup(t0, onset)
 
 
 # --- a plain turn ---------------------------------------------------------------------
@@ -259,239 +210,6 @@ async def test_visitor_continued_goes_from_thinking_to_listening_directly(rig: R
     assert rig.reporter.states == [S.LISTENING, S.THINKING, S.LISTENING]
 
 
-# --- barge-in -------------------------------------------------------------------------
-
-
-async def test_barge_in_hold_then_words_cancel(rig: Rig) -> None:
-    setup = await barged_in(rig)
-    # Held, not cancelled: the speaker pauses, the visitor is listened to.
-    assert rig.speaker.names().count("pause") == 1
-    assert "cancel" not in rig.speaker.names()
-    assert rig.state() is S.LISTENING
-    assert rig.conv.reply_in_flight
-    assert rig.stt.count("begin_utterance") == 2
-    assert rig.reporter.events == [("barge_in", {"onset_to_detect_ms": 60})]
-    # The onset is replayed to STT from REPLAY_BEFORE_ONSET_MS earlier (chunk 2 on).
-    first_replayed = int((setup.onset_ms - REPLAY_BEFORE_ONSET_MS - setup.t0) / 20)
-    assert first_replayed == 2
-    replayed = [pcm[0] for pcm in rig.stt.fed[1:]]  # fed[0] is the first turn's pre-roll
-    assert replayed[: 10 - first_replayed + 1] == list(range(first_replayed, 11))
-    # The speaker stays silent while held.
-    assert rig.speaker.play_all() == 0
-
-    rig.conv.on_audio(chunk(setup.t0 + 220, tag=11))  # still fed live
-    assert rig.stt.fed[-1][0] == 11
-    rig.conv.handle(TranscriptPartial("", now_ms()))  # no words yet: still held
-    assert rig.conv.reply_in_flight
-    rig.conv.handle(TranscriptPartial("wait, what", now_ms()))
-    assert rig.barge_in.count("note_words") == 1
-    assert rig.speaker.names()[-1] == "cancel"
-    assert not rig.conv.reply_in_flight
-    assert rig.state() is S.LISTENING  # the visitor is still talking
-    await settle()
-
-    (metrics,) = rig.reporter.turns
-    assert metrics.outcome is Outcome.BARGE_IN
-    assert metrics.barge_ins == 1
-    # Only the heard part is kept, marked as interrupted: 500 of 1,600 bytes of clause 1.
-    assert history_after(rig) == [
-        {"role": "user", "content": "When do you open?"},
-        {"role": "assistant", "content": "We" + INTERRUPTED_MARK},
-    ]
-
-    # The gate closes: back to normal listening, the visitor's turn is answered.
-    rig.gate.script(SpeechEnded(setup.t0 + 400, 300, voice_end_ms=setup.t0 + 350))
-    rig.conv.on_audio(chunk(setup.t0 + 240, tag=12))
-    assert rig.stt.count("end_utterance") == 2
-    rig.conv.on_audio(chunk(setup.t0 + 260, tag=13))
-    assert rig.stt.fed[-1][0] == 12  # direct feed ended with the gate
-    rig.llm.script(TextDelta("On Sundays too."), LlmDone("stop", 0, 0))
-    rig.finalize("wait, what about Sundays?")
-    assert rig.state() is S.THINKING
-    await rig.requested(2)
-    assert rig.llm.requests[-1][-3:] == [
-        {"role": "user", "content": "When do you open?"},
-        {"role": "assistant", "content": "We" + INTERRUPTED_MARK},
-        {"role": "user", "content": "wait, what about Sundays?"},
-    ]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py:145-150: the chunk whose detector call confirms the barge-in is "
-    "replayed (Interruption.replay_from) and then fed again by the direct-feed branch",
-)
-async def test_barge_in_replay_sends_each_chunk_once(rig: Rig) -> None:
-    await barged_in(rig)
-    tags = [pcm[0] for pcm in rig.stt.fed[1:]]
-    assert tags == list(range(2, 11))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="RISK turns.py:149-155: when STT's final beats the gate closing after a barge-in, "
-    "Interruption.direct_feed stays set into the next reply, so while the agent speaks the "
-    "mic (its own voice) goes straight to STT until the gate closes",
-)
-async def test_no_mic_to_stt_while_speaking_after_a_barge_in_turn(rig: Rig) -> None:
-    setup = await barged_in(rig)
-    rig.conv.handle(TranscriptPartial("wait", now_ms()))
-    rig.llm.script(TextDelta("Sure, Sundays too."), LlmDone("stop", 0, 0))
-    rig.finalize("wait, Sundays?")  # the final arrives before the gate has closed
-    await rig.replying()
-    rig.speaker.play(1)
-    assert rig.state() is S.SPEAKING
-    fed = len(rig.stt.fed)
-    rig.conv.on_audio(chunk(setup.t0 + 400, tag=20))  # the agent's voice in the mic
-    assert len(rig.stt.fed) == fed
-
-
-async def test_false_barge_in_resumes_the_reply(rig: Rig) -> None:
-    setup = await barged_in(rig)
-    assert rig.state() is S.LISTENING
-    rig.barge_in.script(FalseBargeIn(at_ms=setup.t0 + 600, onset_ms=setup.onset_ms))
-    rig.conv.on_audio(chunk(setup.t0 + 220, tag=11))
-    assert rig.speaker.names()[-1] == "resume"
-    assert "cancel" not in rig.speaker.names()
-    assert rig.state() is S.SPEAKING
-    assert rig.stt.count("end_utterance") == 2  # the barge-in's STT turn is closed
-    fed = len(rig.stt.fed)
-    rig.conv.on_audio(chunk(setup.t0 + 240, tag=12))
-    assert len(rig.stt.fed) == fed  # no longer listening to the mic
-
-    rig.speaker.play_all()
-    await rig.idle()
-    (metrics,) = rig.reporter.turns
-    assert metrics.outcome is Outcome.OK
-    assert metrics.barge_ins == 1
-    assert history_after(rig)[-1] == {"role": "assistant", "content": REPLY}
-
-
-async def test_backchannel_is_dismissed_and_the_reply_goes_on(rig: Rig) -> None:
-    await speaking(rig)
-    rig.conv.handle(BargeInSuspected(now_ms(), now_ms() - 50))
-    assert rig.speaker.paused
-    assert rig.state() is S.SPEAKING
-    assert rig.speaker.play_all() == 0
-    await settle()
-    assert rig.conv.reply_in_flight  # paused audio is not played out
-    rig.conv.handle(BargeInDismissed(now_ms(), now_ms() - 80))
-    assert not rig.speaker.paused
-    assert "cancel" not in rig.speaker.names()
-    assert rig.state() is S.SPEAKING
-    rig.speaker.play_all()
-    await rig.idle()
-    (metrics,) = rig.reporter.turns
-    assert metrics.outcome is Outcome.OK and metrics.barge_ins == 0
-    assert history_after(rig)[-1] == {"role": "assistant", "content": REPLY}
-
-
-async def test_barge_in_facts_are_ignored_when_not_speaking(rig: Rig) -> None:
-    rig.conv.handle(BargeInSuspected(now_ms(), now_ms()))
-    rig.conv.handle(BargeIn(now_ms(), now_ms()))
-    rig.conv.handle(FalseBargeIn(now_ms(), now_ms()))
-    rig.conv.handle(BargeInDismissed(now_ms(), now_ms()))
-    assert rig.speaker.calls == []
-    assert rig.state() is S.IDLE
-    assert rig.reporter.states == []
-
-
-# --- mute ----------------------------------------------------------------------------
-
-
-async def test_mute_mid_turn(rig: Rig) -> None:
-    rig.conv.handle(SpeechStarted(1000, preroll=b"pre"))
-    assert rig.state() is S.LISTENING
-    rig.conv.handle(SetMuted(True, "mqtt"))
-    assert rig.state() is S.MUTED
-    assert rig.stt.count("end_utterance") == 1  # the open STT turn is closed
-    rig.conv.handle(TurnFinalized("my secret", 1500))
-    assert rig.llm.requests == []
-    assert rig.recorder.names()[-1] == "discard"
-    assert rig.reporter.transcripts == []
-    processed = len(rig.gate.processed)
-    rig.conv.on_audio(chunk(now_ms()))
-    assert len(rig.gate.processed) == processed  # muted: the mic is not listened to
-    rig.conv.handle(FaultRaised("stt_timeout", "no final", link="stt"))
-    assert rig.reporter.faults == []  # expected after a mute: no fault
-    assert rig.state() is S.MUTED
-
-    rig.conv.handle(ToggleMute("button"))
-    assert rig.state() is S.IDLE and not rig.conv.muted
-    rig.conv.handle(ToggleMute("button"))
-    assert rig.state() is S.MUTED and rig.conv.muted
-    assert [c[1] for c in rig.gate.calls if c[0] == "set_muted"] == [True, False, True]
-    assert rig.reporter.states == [S.LISTENING, S.MUTED, S.IDLE, S.MUTED]
-
-
-async def test_mute_while_speaking_cancels_the_reply(rig: Rig) -> None:
-    await speaking(rig)
-    rig.conv.handle(SetMuted(True, "button"))
-    assert rig.state() is S.MUTED
-    assert rig.speaker.names()[-1] == "cancel"
-    await settle()
-    assert rig.reporter.turns[-1].outcome is Outcome.CANCELLED
-    assert S.IDLE not in rig.reporter.states  # straight to MUTED
-    rig.visitor_says("hello?")
-    assert len(rig.llm.requests) == 1
-
-
-# --- push-to-talk ---------------------------------------------------------------------
-
-
-async def test_push_to_talk_hold(rig: Rig) -> None:
-    rig.conv.handle(StartListening("button"))
-    assert rig.state() is S.LISTENING
-    assert rig.stt.count("begin_utterance") == 1
-    t0 = now_ms()
-    for i in range(3):
-        rig.conv.on_audio(chunk(t0 + 20 * i, tag=i))
-    assert [pcm[0] for pcm in rig.stt.fed] == [0, 1, 2]  # no VAD: all of it to STT
-    assert rig.gate.processed == []
-    rig.conv.handle(StopListening("button"))
-    assert rig.stt.count("end_utterance") == 1
-    rig.conv.on_audio(chunk(t0 + 60, tag=3))
-    assert len(rig.stt.fed) == 3  # the button is up: back to the gate
-    assert len(rig.gate.processed) == 1
-    rig.llm.script(TextDelta("Upstairs."), LlmDone("stop", 0, 0))
-    rig.finalize("Where is the cafe?")
-    assert rig.state() is S.THINKING
-    await rig.requested(1)
-    assert rig.llm.requests[0][-1]["content"] == "Where is the cafe?"
-    rig.conv.handle(StopListening("button"))  # a late release: nothing more
-    assert rig.stt.count("end_utterance") == 1
-
-
-async def test_push_to_talk_over_a_reply_cancels_it(rig: Rig) -> None:
-    await speaking(rig)
-    rig.conv.handle(StartListening("button"))
-    assert rig.state() is S.LISTENING
-    assert rig.speaker.names()[-1] == "cancel"
-    await settle()
-    assert rig.reporter.turns[-1].outcome is Outcome.CANCELLED
-
-
-async def test_push_to_talk_press_mode() -> None:
-    rig = build_rig("press")
-    rig.conv.handle(StartListening("button"))
-    assert rig.state() is S.LISTENING
-    rig.conv.on_audio(chunk(now_ms(), tag=1))
-    assert [pcm[0] for pcm in rig.stt.fed] == [1]
-    rig.conv.handle(StartListening("button"))  # the second press ends the turn
-    assert rig.stt.count("end_utterance") == 1
-    rig.conv.on_audio(chunk(now_ms(), tag=2))
-    assert len(rig.stt.fed) == 1
-
-    rig.conv.handle(StartListening("button"))
-    assert rig.stt.count("begin_utterance") == 2
-    rig.conv.on_audio(chunk(now_ms(), tag=3))
-    rig.gate.script(SpeechEnded(now_ms(), 600))  # the visitor's own pause ends it
-    rig.conv.on_audio(chunk(now_ms(), tag=4))
-    assert rig.stt.count("end_utterance") == 2
-    rig.conv.on_audio(chunk(now_ms(), tag=5))
-    assert [pcm[0] for pcm in rig.stt.fed] == [1, 3, 4]
-
-
 # --- faults ---------------------------------------------------------------------------
 
 
@@ -579,116 +297,3 @@ async def test_an_unknown_event_is_logged_not_raised(
     assert "no handler for str" in caplog.text
     assert rig.state() is S.IDLE
     assert rig.reporter == type(rig.reporter)()
-
-
-# --- commands -------------------------------------------------------------------------
-
-
-async def test_say_over_a_reply(rig: Rig) -> None:
-    await speaking(rig)
-    rig.conv.handle(Say("We close in ten minutes.", "mqtt"))
-    assert rig.speaker.names().count("cancel") == 1
-    await settle()
-    (cancelled,) = rig.reporter.turns
-    assert cancelled.outcome is Outcome.CANCELLED
-    assert rig.tts.requests[-1].text == "We close in ten minutes."
-    await rig.replying()
-    rig.speaker.play(1)
-    assert rig.state() is S.SPEAKING
-    rig.speaker.play_all()
-    await rig.idle()
-    assert rig.state() is S.IDLE
-    assert rig.reporter.turns == [cancelled]  # the announcement is not a turn
-    assert rig.conv.turns_completed == 1
-    assert rig.reporter.states[-4:] == [S.SPEAKING, S.IDLE, S.SPEAKING, S.IDLE]
-    assert history_after(rig) == [
-        {"role": "user", "content": "When do you open?"},
-        {"role": "assistant", "content": "We" + INTERRUPTED_MARK},
-    ]
-
-
-async def test_say_when_tts_fails_uses_the_local_voice(rig: Rig) -> None:
-    rig.tts.script(TtsError("quota"))
-    rig.conv.handle(Say("Closing soon.", "mqtt"))
-    await rig.replying()
-    assert rig.fallback.rendered == ["Closing soon."]
-    assert rig.reporter.faults[-1].link == "tts"
-    rig.speaker.play_all()
-    await rig.idle()
-    assert rig.reporter.turns == []
-
-
-async def test_reset_wipes_history_and_the_reply_in_flight(rig: Rig) -> None:
-    await speaking(rig, user="First question?")
-    rig.speaker.play_all()
-    await rig.idle()
-    assert rig.history.exchange_count == 1
-    await speaking(rig, user="Second question?")
-    rig.conv.handle(ResetConversation("mqtt"))
-    assert rig.speaker.names()[-1] == "cancel"
-    assert rig.state() is S.IDLE
-    await settle()
-    assert rig.history.exchange_count == 0  # the cancelled reply left nothing either
-    assert rig.reporter.turns[-1].outcome is Outcome.CANCELLED
-    rig.llm.script(TextDelta("Hi."), LlmDone("stop", 0, 0))
-    rig.visitor_says("Hello")
-    await rig.requested(3)
-    assert rig.llm.requests[-1] == [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": "Hello"},
-    ]
-
-
-async def test_reset_drops_a_carried_turn(rig: Rig) -> None:
-    rig.llm.script(asyncio.Event())
-    rig.visitor_says("Tell me about")
-    await rig.requested(1)
-    rig.conv.handle(SpeechStarted(2000))
-    rig.conv.handle(ResetConversation("mqtt"))
-    rig.finalize("the weather")
-    await rig.requested(2)
-    assert rig.llm.requests[-1][-1]["content"] == "the weather"
-
-
-@pytest.mark.parametrize("source", ["button", "mqtt", "shutdown"])
-@pytest.mark.parametrize("phase", ["thinking", "speaking"])
-async def test_cancel_reply_from_any_source(rig: Rig, source: str, phase: str) -> None:
-    if phase == "thinking":
-        rig.llm.script(TextDelta("We open "), asyncio.Event())
-        rig.visitor_says("When do you open?")
-        await until(lambda: len(rig.llm.requests) == 1, "request sent")
-        heard = ""
-    else:
-        await speaking(rig)
-        heard = "We" + INTERRUPTED_MARK
-    rig.conv.handle(CancelReply(source))
-    assert rig.state() is S.IDLE
-    assert not rig.conv.reply_in_flight
-    assert rig.speaker.names()[-1] == "cancel"
-    await settle()
-    assert rig.llm.closed == (1 if phase == "thinking" else 0)
-    (metrics,) = rig.reporter.turns
-    assert metrics.outcome is Outcome.CANCELLED
-    expected: list[dict[str, object]] = [{"role": "user", "content": "When do you open?"}]
-    if heard:
-        expected.append({"role": "assistant", "content": heard})
-    assert history_after(rig) == expected
-    rig.conv.handle(CancelReply(source))  # nothing in flight: nothing happens
-    assert len(rig.reporter.turns) == 1
-
-
-async def test_shutdown_cancels_and_waits_for_the_reply(rig: Rig) -> None:
-    await speaking(rig)
-    await rig.conv.shutdown()
-    assert not rig.conv.reply_in_flight
-    assert rig.reporter.turns[-1].outcome is Outcome.CANCELLED
-    assert rig.history.exchange_count == 1
-
-
-async def test_reporting_commands(rig: Rig) -> None:
-    rig.conv.handle(SetVolume(0.4, "mqtt"))
-    assert rig.speaker.volume == 0.4
-    rig.conv.handle(CallStaff("visitor asked", "button"))
-    assert rig.reporter.staff_calls == [("visitor asked", "button")]
-    rig.conv.handle(ButtonPressed("staff", long_press=True))
-    assert rig.reporter.events == [("button", {"button": "staff", "long_press": True})]
