@@ -45,7 +45,7 @@ def test_turn_and_fault_records_found_by_identifier_and_turn_id(
     with DaemonProcess(tmp_path, scenario, overrides=overrides) as daemon:
         assert daemon.stack is not None
         daemon.stack.tts.faults.status = 500  # before the turn: the daemon is still starting
-        daemon.stack.tts.faults.remaining = 1
+        daemon.stack.tts.faults.remaining = 2  # one 5xx is retried inside the first-byte budget
         pid = daemon.pid
         (turn,) = journald.wait_for(
             "SYSLOG_IDENTIFIER=agentd", f"_PID={pid}", "STAGE=turn", timeout_s=30
