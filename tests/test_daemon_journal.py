@@ -59,7 +59,7 @@ def test_turn_and_fault_records_found_by_identifier_and_turn_id(
     assert turn["PRIORITY"] == PRIORITY_INFO
     assert turn["OUTCOME"] == "fallback"
 
-    records = journald.query(f"TURN_ID={turn_id}")  # the custom field, as in the README recipe
+    records = journald.query(f"TURN_ID={turn_id}")  # the custom field, as in docs/operations.md
     assert {r["SYSLOG_IDENTIFIER"] for r in records} == {"agentd"}
     assert {r["_PID"] for r in records} == {str(pid)}
     stages = [r.get("STAGE") for r in records]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
-
 from agentd.conversation.interruption import REPLAY_BEFORE_ONSET_MS
 from agentd.events import (
     AgentState,
@@ -107,23 +105,12 @@ async def test_barge_in_hold_then_words_cancel(rig: Rig) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py:145-150: the chunk whose detector call confirms the barge-in is "
-    "replayed (Interruption.replay_from) and then fed again by the direct-feed branch",
-)
 async def test_barge_in_replay_sends_each_chunk_once(rig: Rig) -> None:
     await barged_in(rig)
     tags = [pcm[0] for pcm in rig.stt.fed[1:]]
     assert tags == list(range(2, 11))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RISK turns.py:149-155: when STT's final beats the gate closing after a barge-in, "
-    "Interruption.direct_feed stays set into the next reply, so while the agent speaks the "
-    "mic (its own voice) goes straight to STT until the gate closes",
-)
 async def test_no_mic_to_stt_while_speaking_after_a_barge_in_turn(rig: Rig) -> None:
     setup = await barged_in(rig)
     rig.conv.handle(TranscriptPartial("wait", now_ms()))

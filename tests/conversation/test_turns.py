@@ -163,11 +163,6 @@ async def test_visitor_continued_then_a_second_continuation(rig: Rig) -> None:
     assert user_messages(rig) == ["Is the cafe open today and tomorrow?"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py:264-274: a continuation with no words (cough) drops the carried "
-    "question: no reply, and the carry is prefixed to whatever is said next, even later",
-)
 async def test_visitor_continued_with_no_words_still_gets_an_answer(rig: Rig) -> None:
     rig.llm.script(asyncio.Event())
     rig.visitor_says("When does the museum open?", at_ms=1000)
@@ -179,12 +174,6 @@ async def test_visitor_continued_with_no_words_still_gets_an_answer(rig: Rig) ->
     assert rig.llm.requests[1][-1]["content"] == "When does the museum open?"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py:264-267: after a wordless continuation the carried text stays, and "
-    "is prefixed to the next utterance however much later (another visitor, after a reset "
-    "by idle history)",
-)
 async def test_a_carried_turn_does_not_leak_into_a_later_utterance(rig: Rig) -> None:
     rig.llm.script(asyncio.Event())
     rig.visitor_says("When does the museum open?", at_ms=1000)
@@ -197,11 +186,6 @@ async def test_a_carried_turn_does_not_leak_into_a_later_utterance(rig: Rig) -> 
     assert rig.llm.requests[-1][-1]["content"] != "When does the museum open? Hello"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG turns.py:199 via _cancel (turns.py:403-404): the dropped reply's cancel "
-    "reports IDLE, then LISTENING at once: LEDs/MQTT see an idle flicker mid-conversation",
-)
 async def test_visitor_continued_goes_from_thinking_to_listening_directly(rig: Rig) -> None:
     rig.llm.script(asyncio.Event())
     rig.visitor_says("When does the museum", at_ms=1000)
