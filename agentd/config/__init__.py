@@ -16,6 +16,7 @@ from agentd.config._fields import section, setting
 from agentd.config._loader import build, to_dict
 from agentd.config.sections_audio import AudioConfig
 from agentd.config.sections_core import DeviceConfig, LoggingConfig, PrivacyConfig, SystemdConfig
+from agentd.config.sections_engagement import EngagementConfig
 from agentd.config.sections_gpio import GpioConfig
 from agentd.config.sections_llm import LlmConfig
 from agentd.config.sections_mqtt import MqttConfig
@@ -41,6 +42,7 @@ class Config:
     fallback: FallbackConfig = section(FallbackConfig)
     mqtt: MqttConfig = section(MqttConfig)
     gpio: GpioConfig = section(GpioConfig)
+    engagement: EngagementConfig = section(EngagementConfig)
 
 
 def load_config(path: str | Path) -> Config:

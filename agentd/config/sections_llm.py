@@ -21,6 +21,19 @@ class ToolConfig:
     parameters: dict[str, Any] = setting(
         factory=dict, doc="JSON schema of the arguments (webhook); built-ins have their own."
     )
+    cooldown_s: float = setting(
+        -1.0,
+        min=-1.0,
+        max=86400.0,
+        doc="At most one call per this long in one conversation; -1 = the kind's default "
+        "(call_staff 120 s, others 0).",
+    )
+    max_per_hour: int = setting(
+        -1, min=-1, max=100000, doc="-1 = the kind's default (call_staff 6, others 240)."
+    )
+    max_per_minute: int = setting(
+        -1, min=-1, max=10000, doc="-1 = the kind's default (webhook 10, others 20)."
+    )
 
     def validate(self, path: str) -> None:
         if not self.name.replace("_", "").replace("-", "").isalnum() or len(self.name) > 64:

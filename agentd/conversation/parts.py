@@ -15,6 +15,7 @@ from agentd.audio.format import AudioFormat
 from agentd.conversation.ports import (
     BargeInDetector,
     ClauseSplitter,
+    ConversationLimits,
     FallbackVoice,
     Gate,
     History,
@@ -43,6 +44,7 @@ class ConversationParts:
     in_format: AudioFormat  # what the mic captures and STT hears
     out_format: AudioFormat  # what TTS produces and the speaker plays
     talk_mode: TalkMode = "hold"  # push-to-talk: hold the button, or press to start
+    tool_limits: ConversationLimits | None = None  # restarted when a conversation ends
 
     async def aclose(self) -> None:
         """Close the cloud links; each one even if another fails."""

@@ -71,6 +71,8 @@ class SttLink(Protocol):
 
     def end_utterance(self) -> None: ...
 
+    def end_session(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -170,6 +172,12 @@ class Recorder(Protocol):
     def save(self, turn_id: str) -> None: ...
 
     def discard(self) -> None: ...
+
+
+class ConversationLimits(Protocol):
+    """Per-conversation limits (tool cooldowns) that restart with each new visitor."""
+
+    def new_conversation(self) -> None: ...
 
 
 class Reporter(Protocol):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TypeVar, cast
 
 from agentd.audio.format import AudioChunk
+from agentd.conversation.engagement import Engagement
 from agentd.conversation.interruption import Interruption
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.ports import GateEvent, Reporter
@@ -50,6 +51,7 @@ from agentd.events import (
     VoicedAudio,
     now_ms,
 )
+from agentd.gpio.presence import PresenceChanged
 from agentd.logs import fields, log_transcript
 
 log = logging.getLogger("agentd.turn")
@@ -74,6 +76,7 @@ class Conversation:
         reporter: Reporter,
         log_transcripts: bool,
         reply_factory: ReplyFactory = ReplyPipeline,
+        engagement: Engagement | None = None,
     ) -> None:
         self.parts = parts
         self._reporter = reporter
@@ -89,6 +92,10 @@ class Conversation:
         self._reply_user_text = ""  # what the reply in flight answers
         self._carry_text = ""  # a turn cut short because the visitor went on talking
         self.turns_completed = 0
+        self.engagement = engagement  # None: every turn the gate opens is answered
+        if engagement is not None:
+            engagement.on_end = self.end_conversation
+            engagement.on_greet = self.greet
         self.frames_processed = 0
         self._handlers: dict[type, Handler] = dict(
             (
@@ -114,6 +121,7 @@ class Conversation:
                 _entry(CallStaff, self._on_call_staff),
                 _entry(ButtonPressed, self._on_button_pressed),
                 _entry(ButtonReleased, lambda _event: None),  # its command came with it
+                _entry(PresenceChanged, self._on_presence),
             )
         )
 
@@ -140,6 +148,10 @@ class Conversation:
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
         gate_events: Sequence[GateEvent] = () if ringing else parts.gate.process(chunk)
+        admitted = gate_events
+        if self.engagement is not None:  # near-field, wake word, conversation window
+            idle = self.state is AgentState.IDLE
+            admitted = self.engagement.front_end(chunk, gate_events, idle)
         if parts.barge_in is not None:
             # Every chunk, not only while speaking: the detector tracks the noise floor
             # and the echo path continuously and arms itself from the played reference.
@@ -157,7 +169,7 @@ class Conversation:
             return
         if self.state is AgentState.SPEAKING:
             return  # our own voice: the barge-in detector decides, not the gate
-        for event in gate_events:
+        for event in admitted:
             self.handle(event)
 
     def _to_stt(self, pcm: bytes) -> None:
@@ -231,6 +243,8 @@ class Conversation:
             self._stop_push_to_talk()
             return
         self._cancel(f"push-to-talk ({command.source})")
+        if self.engagement is not None:
+            self.engagement.on_button(command.at_ms)
         self._ptt_active = True
         self._begin_listening(command.at_ms)
 
@@ -274,7 +288,14 @@ class Conversation:
         record.final_ms = event.at_ms
         if not text:
             recorder.discard()
+            if self.engagement is not None and record.speech_start_ms is not None:
+                self.engagement.on_empty_turn()
             self._set_state(AgentState.IDLE)
+            return
+        if self.engagement is not None and self.engagement.on_turn(text, event.at_ms):
+            recorder.discard()
+            self._cancel("conversation limit")
+            self._on_say(Say(self.engagement.config.limit_line, "limit"))
             return
         recorder.save(record.turn_id)
         if record.speech_end_ms is None and not self._ptt_active:
@@ -384,6 +405,8 @@ class Conversation:
             self._interruption.release()
             if self.state in (AgentState.THINKING, AgentState.SPEAKING):
                 self._set_state(AgentState.IDLE)
+            if self.engagement is not None:
+                self.engagement.reply_finished(now_ms())
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("reply failed: %s", exc, exc_info=exc, extra=fields(error_kind="internal"))
@@ -500,6 +523,25 @@ class Conversation:
     def _on_button_pressed(self, fact: ButtonPressed) -> None:
         """Report the press; the command it stands for was posted right behind it."""
         self._reporter.event("button", {"button": fact.button, "long_press": fact.long_press})
+
+    def _on_presence(self, fact: PresenceChanged) -> None:
+        if self.engagement is not None:
+            self.engagement.on_presence(fact.present, fact.at_ms)
+
+    def greet(self, text: str) -> None:
+        """Someone arrived (presence): say the greeting, as an announcement."""
+        self._on_say(Say(text, "presence"))
+
+    def end_conversation(self, reason: str) -> None:
+        """The engagement ended: forget the visitor, close the STT session (privacy, cost)."""
+        if reason == "left" and self._reply is not None:
+            self._reply.discard = True  # nobody is there to hear the rest
+            self._cancel("visitor left")
+        self._carry_text = ""
+        self.parts.history.reset()
+        self.parts.stt.end_session()
+        if self.parts.tool_limits is not None:
+            self.parts.tool_limits.new_conversation()
 
     def _on_call_staff(self, command: CallStaff) -> None:
         self._reporter.call_staff(command.reason, command.source)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentd.errors import ConfigError, ToolError
+from agentd.llm.limits import ToolLimiter
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ def error_result(message: str) -> ToolResult:
 class ToolRegistry:
     """The declared tools by name; executes calls and turns every failure into a result."""
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+    def __init__(self, tools: Iterable[Tool] = (), limiter: ToolLimiter | None = None) -> None:
         import jsonschema
 
+        self.limiter = limiter  # None: no rate limits (unit tests of the registry alone)
         self._tools: dict[str, Tool] = {}
         for tool in tools:
             if tool.name in self._tools:
@@ -99,6 +101,9 @@ class ToolRegistry:
             return error_result(str(exc))
         if problem:
             return error_result(f"invalid arguments for {name}: {problem}")
+        refusal = self.limiter.check(name) if self.limiter is not None else None
+        if refusal is not None:
+            return error_result(refusal.message(name))
         try:
             async with asyncio.timeout(tool.timeout_s):
                 result = await tool.handler(arguments)

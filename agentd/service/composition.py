@@ -20,6 +20,7 @@ from agentd.config import Config
 from agentd.conversation.parts import ConversationParts
 from agentd.errors import ConfigError
 from agentd.events import FirstAudioPlayed, LinkState
+from agentd.llm.limits import LimitReport
 from agentd.secrets import Secrets
 
 
@@ -119,6 +120,7 @@ def build_conversation_parts(
     audio: AudioDevices,
     emit: Callable[[object], None],
     call_staff: Callable[[str], None],
+    on_tool_limit: LimitReport | None = None,
 ) -> ConversationParts:
     """The gate, barge-in detector, cloud links and voices (nothing connects yet)."""
     from agentd.audio.barge_in import BargeInDetector
@@ -136,6 +138,7 @@ def build_conversation_parts(
     in_format, out_format = AudioFormat(cfg.capture.rate_hz), AudioFormat(cfg.playback.rate_hz)
     frame_ms = cfg.capture.period_ms
     min_clause_chars = config.tts.min_clause_chars
+    tools = tools_from_config(config.llm, call_staff, on_limit=on_tool_limit)
 
     return ConversationParts(
         gate=VadGate(cfg.vad, rate_hz=in_format.rate_hz, frame_ms=frame_ms),
@@ -148,7 +151,7 @@ def build_conversation_parts(
         llm=ChatLlm(
             config.llm,
             secrets.require("openai_api_key").reveal(),
-            tools_from_config(config.llm, call_staff),
+            tools,
         ),
         history=ConversationHistory(
             read_persona(config), config.llm.history_chars, config.llm.idle_reset_s
@@ -163,6 +166,7 @@ def build_conversation_parts(
         in_format=in_format,
         out_format=out_format,
         talk_mode=config.gpio.buttons.talk_mode,
+        tool_limits=tools.limiter,
     )
 
 

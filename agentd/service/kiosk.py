@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from agentd.audio.format import AudioChunk
 from agentd.config import Config
+from agentd.conversation.engagement import Engagement, engagement_from_config
 from agentd.conversation.inbox import Inbox
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.turns import Conversation
@@ -37,6 +38,7 @@ from agentd.service.reporting import Reporting
 
 if TYPE_CHECKING:
     from agentd.gpio.controls import GpioControls
+    from agentd.gpio.presence import PresenceSensor
     from agentd.mqtt.service import MqttService
 
 log = logging.getLogger("agentd.service")
@@ -71,6 +73,7 @@ class Kiosk:
         self.inbox: Inbox | None = None
         self.mqtt: MqttService | None = None
         self.gpio: GpioControls | None = None
+        self.presence: PresenceSensor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._staff_tasks: set[asyncio.Task[None]] = set()
 
@@ -91,11 +94,13 @@ class Kiosk:
             parts=parts,
             reporter=self.reporting,
             log_transcripts=config.logging.log_transcripts,
+            engagement=self._build_engagement(config),
         )
         self.inbox = Inbox(loop, conversation.handle, conversation.on_audio)
         self.reporting.staff_caller = self.call_staff
         self.reporting.health_extras = self._health_extras
         self._start_fleet(config)
+        self._start_presence(config)
         audio.capture.start(self.post_audio)
         for link in ("llm", "tts"):  # HTTP: per request; a failed request is the state
             self.reporting.link_changed(link, LinkState.CONNECTED)
@@ -144,6 +149,7 @@ class Kiosk:
             audio=audio,
             emit=self._emit,
             call_staff=self.call_staff,
+            on_tool_limit=self.reporting.tool_limit,
         )
         await prepare(parts)
         return parts
@@ -195,6 +201,7 @@ class Kiosk:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conversation.parts.aclose(), CLOSE_STEP_S)
         await self._stop_mqtt()
+        self._stop_presence()
         self._stop_gpio()
         if audio is not None:
             await asyncio.to_thread(audio.playback.close)
@@ -230,12 +237,59 @@ class Kiosk:
         old_parts = conversation.parts
         conversation.parts = await self._build_parts(new, audio)
         conversation.log_transcripts = new.logging.log_transcripts
+        if new.engagement != old.engagement or new.audio.capture != old.audio.capture:
+            conversation.engagement = self._build_engagement(new)
         await old_parts.aclose()
         if new.mqtt != old.mqtt or new.device != old.device:
             await self._stop_mqtt()
+        if new.gpio != old.gpio or new.engagement.presence != old.engagement.presence:
+            self._stop_presence()
         if new.gpio != old.gpio:
             self._stop_gpio()
         self._start_fleet(new)
+        self._start_presence(new)
+
+    # --- engagement -------------------------------------------------------------------
+
+    def _build_engagement(self, config: Config) -> Engagement:
+        """The engagement policy; a bad wake-word model is a ConfigError (exit 78)."""
+        from agentd.gpio.patterns import parse_pattern
+
+        engagement = engagement_from_config(
+            config.engagement, self.reporting, config.audio.capture.rate_hz
+        )
+        self.reporting.engaged_pattern = parse_pattern(
+            config.engagement.led_engaged, "engagement.led_engaged"
+        )
+        if self.conversation is not None:  # a reload: the new policy takes over the hooks
+            conversation = self.conversation
+            engagement.on_end = conversation.end_conversation
+            engagement.on_greet = conversation.greet
+        self.reporting.engagement_changed(engagement.state, "start")
+        return engagement
+
+    def _start_presence(self, config: Config) -> None:
+        """The presence sensor; if it cannot be claimed the kiosk runs degraded, reported."""
+        cfg = config.engagement
+        if "presence" not in cfg.modes or self.presence is not None:
+            return
+        from agentd.gpio.pins import make_pin_factory
+        from agentd.gpio.presence import PresenceSensor
+
+        try:
+            factory = self.gpio.factory if self.gpio is not None else None
+            factory = factory or make_pin_factory(config.gpio.pin_factory)
+            self.presence = PresenceSensor(cfg.presence, factory, self.post)
+        except AgentdError as exc:
+            self.reporting.fault(FaultRaised(exc.error_kind, str(exc), link="presence"))
+            self.reporting.link_changed("presence", LinkState.FAILED, str(exc))
+        else:
+            self.reporting.link_changed("presence", LinkState.CONNECTED)
+
+    def _stop_presence(self) -> None:
+        presence, self.presence = self.presence, None
+        if presence is not None:
+            presence.close()
 
     # --- bridges ----------------------------------------------------------------------
 
@@ -263,6 +317,9 @@ class Kiosk:
             "turns": conversation.turns_completed if conversation else 0,
             "volume": audio.speaker.volume if audio else None,
             "muted": conversation.muted if conversation else False,
+            "engagement": conversation.engagement.snapshot()
+            if conversation and conversation.engagement
+            else None,
         }
 
     def frames_processed(self) -> int:

@@ -19,7 +19,9 @@ from agentd.events import AgentState, FaultRaised, LinkState, Outcome, TurnMetri
 from agentd.logs import fields
 
 if TYPE_CHECKING:
+    from agentd.conversation.engagement import EngagementState
     from agentd.gpio.controls import GpioControls
+    from agentd.gpio.patterns import Pattern
     from agentd.mqtt.service import MqttService
     from agentd.service.sdnotify import Notifier
 
@@ -46,6 +48,8 @@ class Reporting:
         self.gpio: GpioControls | None = None
         self.staff_caller: StaffCaller | None = None
         self.health_extras: Callable[[], dict[str, object]] = dict
+        self.engagement: str = ""  # "waiting" / "engaged"; "" without an engagement policy
+        self.engaged_pattern: Pattern | None = None  # LEDs while engaged and idle
 
     # --- links ------------------------------------------------------------------------
 
@@ -76,10 +80,47 @@ class Reporting:
         log.debug("state %s", state.value, extra=fields(stage="state"))
         if self.mqtt is not None:
             self.mqtt.publish_state(state)
-        if self.gpio is not None:
-            self.gpio.show_state(state)
+        self._show_lights()
         self.notifier.status(self.status_text())
         self._notify("state", state)
+
+    def _show_lights(self) -> None:
+        gpio, state = self.gpio, self.state
+        if gpio is None or state is None:
+            return
+        engaged_idle = self.engagement == "engaged" and state is AgentState.IDLE
+        if engaged_idle and self.engaged_pattern is not None and gpio.lights is not None:
+            gpio.lights.show_pattern(self.engaged_pattern)
+        else:
+            gpio.show_state(state)
+
+    def engagement_changed(self, state: EngagementState, reason: str) -> None:
+        """Waiting / engaged: journal (STAGE=engagement), MQTT event, LEDs, observers.
+
+        The MQTT `state` document should carry `engagement` too (agentd/mqtt is not
+        reporting's to change; `engagement` is here for it to read).
+        """
+        self.engagement = state.value
+        log.info("engagement %s (%s)", state.value, reason, extra=fields(stage="engagement"))
+        payload: dict[str, object] = {"state": state.value, "reason": reason}
+        if self.mqtt is not None:
+            self.mqtt.publish_event("engagement", payload)
+        self._show_lights()
+        self.notifier.status(self.status_text())
+        self._notify("engagement", payload)
+
+    def tool_limit(self, tool: str, limit: str, retry_after_s: float) -> None:
+        """A tool call refused by its rate limit: never silent (journal + MQTT event)."""
+        log.warning(
+            "tool %s refused: %s limit (retry in %.0f s)",
+            tool,
+            limit,
+            retry_after_s,
+            extra=fields(stage="limits"),
+        )
+        self.event(
+            "limit_reached", {"tool": tool, "limit": limit, "retry_after_s": round(retry_after_s)}
+        )
 
     def fault(self, fault: FaultRaised) -> None:
         self.faults += 1
@@ -149,6 +190,8 @@ class Reporting:
 
     def status_text(self) -> str:
         state = self.state.value if self.state is not None else "starting"
+        if self.engagement:
+            state += f" ({self.engagement})"
         down = [n for n, s in self.links.items() if s in (LinkState.FAILED, LinkState.BACKOFF)]
         return state + (f"; degraded: {', '.join(down)}" if down else "")
 
@@ -158,6 +201,7 @@ class Reporting:
             "version": __version__,
             "uptime_s": round(self._uptime_s(), 1),
             "state": self.state.value if self.state is not None else "starting",
+            "engagement": self.engagement or None,
             "links": {name: state.value for name, state in self.links.items()},
             **self.health_extras(),
             "faults": self.faults,

@@ -232,6 +232,15 @@ class AssemblyAiStt:
         )
         self._wake.set()
 
+    def end_session(self) -> None:
+        """The conversation is over: Terminate the session once its audio is out.
+
+        Same path as `idle_close_s`, only sooner: nothing more of this visitor goes to
+        the service, and an open session costs money. The next utterance opens a new one.
+        """
+        self._last_activity = time.monotonic() - self._config.idle_close_s
+        self._wake.set()
+
     async def close(self) -> None:
         """Terminate the session (if any) and stop; idempotent."""
         if self._closing:

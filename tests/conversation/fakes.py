@@ -137,6 +137,9 @@ class FakeSttLink(_Recording):
         self.calls.append(("end_utterance",))
         self._maybe_fail("end_utterance")
 
+    def end_session(self) -> None:
+        self.calls.append(("end_session",))
+
     async def close(self) -> None:
         self.calls.append(("close",))
 

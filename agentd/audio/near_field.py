@@ -1,0 +1,177 @@
+"""Near-field gate: an utterance opens a turn only if it is loud enough to come from the kiosk.
+
+Sound pressure falls ~6 dB per doubling of distance (less in a reverberant room), so a
+visitor at 0.5-1 m is 15-20 dB louder at the mic than a bystander 3-5 m away. The gate
+holds an utterance's onset (the VAD gate's SpeechStarted and the first VoicedAudio) for
+at most `decide_ms` and passes it on - all of it, at once - as soon as one 20 ms frame
+reaches `min_level_dbfs` and `min_snr_db` above the tracked noise floor; otherwise the
+whole utterance is dropped (and counted: a phantom turn that did not happen).
+
+Channel agreement of a mic array is not used: capture hands the loop one downmixed
+channel (`audio.capture.channel`), and the simulator has no multi-channel room model to
+test such a cue honestly. See docs/engagement.md.
+
+`calibrate()` turns a recording of a visitor at 1 m and one of the quiet room into the
+two thresholds, for `agentd test-hardware`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from agentd.audio import dsp
+from agentd.audio.format import AudioFormat
+from agentd.config.sections_engagement import NearFieldConfig
+from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
+
+GateEvent = SpeechStarted | VoicedAudio | SpeechEnded
+FRAME_MS = 20  # level is the loudest 20 ms frame: one VAD frame, one syllable nucleus
+NOISE_RISE = 1.002  # as the VAD gate: instant fall, ~0.4 dB/s rise at 50 frames/s
+ONSET_LOOKBACK_MS = 200  # of the pre-roll: the frames that made the VAD gate open
+# Calibration: a bystander at 3-5 m is 15-20 dB down on a visitor at 1 m; a threshold
+# 8 dB under the visitor passes a visitor who speaks softly or stands at 1.5 m and still
+# keeps 7 dB between it and the nearest bystander.
+CALIBRATION_HEADROOM_DB = 8.0
+
+
+class Verdict(Enum):
+    IDLE = "idle"
+    DECIDING = "deciding"
+    NEAR = "near"
+    FAR = "far"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An utterance the gate dropped: its loudest onset frame and the noise floor."""
+
+    at_ms: float
+    level_dbfs: float
+    floor_dbfs: float
+
+
+class NearFieldGate:
+    """Filters the VAD gate's events; see the module docstring. Loop thread only."""
+
+    def __init__(self, config: NearFieldConfig, fmt: AudioFormat | None = None) -> None:
+        self.config = config
+        self.format = fmt or AudioFormat(16000)
+        self._frame_bytes = self.format.bytes_for_ms(FRAME_MS)
+        self._noise = 0.0
+        self._verdict = Verdict.IDLE
+        self._held: list[GateEvent] = []
+        self._started_ms = 0.0
+        self._peak = 0.0
+        self.rejections: list[Rejection] = []
+        self.passed = 0
+
+    @property
+    def floor_dbfs(self) -> float:
+        return dsp.energy_db(self._noise)
+
+    @property
+    def admits_open_utterance(self) -> bool:
+        """The utterance in progress (if any) reaches the conversation."""
+        return not self.config.enabled or self._verdict is Verdict.NEAR
+
+    def observe(self, pcm: bytes) -> None:
+        """Track the noise floor on every captured chunk (instant fall, slow rise)."""
+        energy = dsp.mean_square(pcm)
+        if self._noise == 0.0 or energy < self._noise:
+            self._noise = max(energy, 1.0)
+        else:
+            self._noise *= NOISE_RISE
+
+    def filter(self, events: Sequence[GateEvent], at_ms: float) -> list[GateEvent]:
+        """The events that may reach the conversation now (held ones included)."""
+        if not self.config.enabled:
+            return list(events)
+        out: list[GateEvent] = []
+        for event in events:
+            self._step(event, out)
+        if self._verdict is Verdict.DECIDING and at_ms - self._started_ms >= self.config.decide_ms:
+            self._reject(at_ms)
+        return out
+
+    def reset(self) -> None:
+        """Forget an utterance in progress (the VAD gate was reset)."""
+        self._verdict, self._held, self._peak = Verdict.IDLE, [], 0.0
+
+    def _step(self, event: GateEvent, out: list[GateEvent]) -> None:
+        verdict = self._verdict
+        if isinstance(event, SpeechStarted):
+            self._verdict, self._held, self._started_ms = Verdict.DECIDING, [event], event.at_ms
+            lookback = self.format.bytes_for_ms(ONSET_LOOKBACK_MS)
+            self._peak = self._loudest(event.preroll[-lookback:])
+            self._decide(out)
+        elif isinstance(event, VoicedAudio):
+            if verdict is Verdict.NEAR:
+                out.append(event)
+            elif verdict is Verdict.DECIDING:
+                self._held.append(event)
+                if event.voiced:
+                    self._peak = max(self._peak, self._loudest(event.chunk.pcm))
+                self._decide(out)
+        else:  # SpeechEnded
+            if verdict is Verdict.DECIDING:
+                self._reject(event.at_ms)
+            elif verdict is Verdict.NEAR:
+                out.append(event)
+            self._verdict = Verdict.IDLE
+
+    def _loudest(self, pcm: bytes) -> float:
+        size = self._frame_bytes
+        return max(
+            (dsp.mean_square(pcm[i : i + size]) for i in range(0, len(pcm) - size + 1, size)),
+            default=0.0,
+        )
+
+    def threshold_dbfs(self) -> float:
+        return max(self.config.min_level_dbfs, self.floor_dbfs + self.config.min_snr_db)
+
+    def _decide(self, out: list[GateEvent]) -> None:
+        if dsp.energy_db(self._peak) >= self.threshold_dbfs():
+            self._verdict = Verdict.NEAR
+            self.passed += 1
+            out.extend(self._held)
+            self._held = []
+
+    def _reject(self, at_ms: float) -> None:
+        self.rejections.append(
+            Rejection(at_ms, round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1))
+        )
+        self._verdict, self._held = Verdict.FAR, []
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    visitor_level_dbfs: float
+    noise_floor_dbfs: float
+    min_level_dbfs: float
+    min_snr_db: float
+
+
+def calibrate(visitor_pcm: bytes, room_pcm: bytes, fmt: AudioFormat | None = None) -> Calibration:
+    """Thresholds from a visitor speaking at 1 m and the room without speech (mono S16_LE).
+
+    The visitor's level is the 90th percentile of their 20 ms frame levels (the loud
+    syllables, not one plosive); the floor is the room's median frame level.
+    """
+    size = (fmt or AudioFormat(16000)).bytes_for_ms(FRAME_MS)
+
+    def levels(pcm: bytes) -> list[float]:
+        return sorted(
+            dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
+            for i in range(0, len(pcm) - size + 1, size)
+        )
+
+    voice, room = levels(visitor_pcm), levels(room_pcm)
+    if not voice or not room:
+        raise ValueError("calibration needs at least 20 ms of each recording")
+    visitor = voice[int(0.9 * (len(voice) - 1))]
+    floor = room[len(room) // 2]
+    min_level = visitor - CALIBRATION_HEADROOM_DB
+    snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor - 3.0))
+    return Calibration(round(visitor, 1), round(floor, 1), round(min_level, 1), round(snr, 1))
