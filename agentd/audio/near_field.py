@@ -17,6 +17,7 @@ two thresholds, for `agentd test-hardware`.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -64,6 +65,7 @@ class NearFieldGate:
         self._held: list[GateEvent] = []
         self._started_ms = 0.0
         self._peak = 0.0
+        self._recent: deque[VoicedAudio] = deque()  # a far utterance's last frames
         self.rejections: list[Rejection] = []
         self.passed = 0
 
@@ -109,6 +111,8 @@ class NearFieldGate:
         elif isinstance(event, VoicedAudio):
             if verdict is Verdict.NEAR:
                 out.append(event)
+            elif verdict is Verdict.FAR:
+                self._far_frame(event, out)
             elif verdict is Verdict.DECIDING:
                 self._held.append(event)
                 if event.voiced:
@@ -120,6 +124,26 @@ class NearFieldGate:
             elif verdict is Verdict.NEAR:
                 out.append(event)
             self._verdict = Verdict.IDLE
+
+    def _far_frame(self, event: VoicedAudio, out: list[GateEvent]) -> None:
+        """A visitor may start talking while a bystander's utterance holds the gate open:
+        a loud voiced frame turns the rest of the utterance into a turn, with the last
+        ONSET_LOOKBACK_MS as its pre-roll."""
+        recent = self._recent
+        recent.append(event)
+        while len(recent) > ONSET_LOOKBACK_MS // max(1, round(event.chunk.duration_ms)):
+            recent.popleft()
+        if (
+            not event.voiced
+            or dsp.energy_db(self._loudest(event.chunk.pcm)) < self.threshold_dbfs()
+        ):
+            return
+        self._verdict = Verdict.NEAR
+        self.passed += 1
+        preroll = b"".join(e.chunk.pcm for e in list(recent)[:-1])
+        out.append(SpeechStarted(event.chunk.at_ms, preroll))
+        out.append(event)
+        recent.clear()
 
     def _loudest(self, pcm: bytes) -> float:
         size = self._frame_bytes
@@ -143,6 +167,7 @@ class NearFieldGate:
             Rejection(at_ms, round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1))
         )
         self._verdict, self._held = Verdict.FAR, []
+        self._recent.clear()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,260 @@
+"""A simulated lobby: the sound a kiosk's microphone hears in a public space, with a script.
+
+Everything is rendered with espeak-ng and sox (no recordings), mixed at levels relative
+to a visitor speaking at 1 m (`VISITOR_DBFS`, the 90th percentile of their 20 ms frame
+levels), and returned with the truth: who spoke when, where each wake word ended, when
+a presence sensor would fire. Levels follow the inverse-distance law (-6 dB per doubling,
+a little less in a reverberant lobby): bystanders talking 3-5 m away at -15 and -20 dB,
+a TV across the room (news speech at -18 dB, music at -20 dB), door slams as loud as the
+visitor, footsteps, and a steady room tone. Bystanders sometimes say "okay" - as people
+do - and pass close enough to trip a PIR (`passer_by` presence pulses).
+
+Reproducible: one seeded `random.Random`; the same seed gives the same lobby.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agentd.audio import dsp
+from agentd.sim.speech import render_noise, render_speech
+from agentd.tts.espeak import sox_to_raw
+
+RATE = 16000
+VISITOR_DBFS = -20.0  # a visitor at 1 m on a typical USB / HAT mic with modest gain
+ROOM_TONE_DBFS = -58.0  # ventilation and distant traffic
+BYSTANDER_REL_DB = (-15.0, -20.0)  # 3 m and 5 m from the kiosk
+TV_SPEECH_REL_DB = -18.0
+MUSIC_REL_DB = -20.0
+DOOR_REL_DB = 0.0  # a slamming fire door is as loud as speech at 1 m, briefly
+FOOTSTEP_REL_DB = -22.0
+WAKE_PHRASE = "Okay Nabu"
+WAKE_GAP_MS = 150  # people say the wake word and go straight on
+VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m7", "en-gb+f2")
+
+VISITOR_LINES = (
+    ("When are you open tomorrow?", "And on Saturday?", "Thanks, goodbye."),
+    ("Where is the lift, please?", "Is it wheelchair accessible?", "Great, bye."),
+    ("Can you call someone from reception?", "Thank you, that's all."),
+    ("I have a parcel for the second floor.", "Who should I give it to?", "Goodbye."),
+    ("Is there a toilet on this floor?", "Thanks, bye bye."),
+    ("How do I get to the conference room?", "Is it far?", "Thank you, that's all."),
+)
+BYSTANDER_LINES = (
+    "Did you see the game last night? It was unbelievable.",
+    "Okay, so we meet at three in the big room.",
+    "I think the coffee machine is broken again.",
+    "Okay, now where did I put my badge?",
+    "She said the report is due on Friday, not Monday.",
+    "Are you coming to lunch with us later?",
+    "Honestly the traffic this morning was terrible.",
+    "Okay, let's go, we are already late.",
+    "Can you send me the slides after the meeting?",
+    "The new project starts next week, I think.",
+)
+TV_LINES = (
+    "In other news tonight, the city council approved the new budget.",
+    "Temperatures will rise to twenty five degrees by the weekend.",
+    "The match ended two to one after extra time.",
+    "Scientists say the discovery could change how we think about the ocean.",
+)
+CHORDS = (("A3", "C4", "E4"), ("F3", "A3", "C4"), ("C3", "E3", "G3"), ("G3", "B3", "D4"))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One sound in the lobby: who made it and when (ms from the start)."""
+
+    source: str  # "visitor", "bystander", "tv", "music", "door", "footsteps"
+    start_ms: float
+    end_ms: float
+    text: str = ""
+    visitor: int = -1  # index into Lobby.visitors for visitor speech
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Someone who walks up and talks to the kiosk."""
+
+    arrive_ms: float
+    leave_ms: float
+    says_wake_word: bool
+    trips_presence: bool
+    wake_end_ms: float | None  # where the spoken wake word ends (truth)
+
+
+@dataclass(slots=True)
+class Lobby:
+    pcm: bytes
+    spans: list[Span] = field(default_factory=list)
+    visitors: list[Visitor] = field(default_factory=list)
+    presence: list[tuple[float, bool]] = field(default_factory=list)  # (at_ms, present)
+
+    @property
+    def duration_ms(self) -> float:
+        return len(self.pcm) / 2 / RATE * 1000
+
+
+def _level_db(pcm: bytes) -> float:
+    """90th percentile of 20 ms frame levels: the loud syllables, as near_field.calibrate."""
+    size = RATE * 2 * 20 // 1000
+    levels = sorted(
+        dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
+        for i in range(0, len(pcm) - size + 1, size)
+    )
+    return levels[int(0.9 * (len(levels) - 1))] if levels else dsp.SILENCE_DB
+
+
+def at_level(pcm: bytes, level_dbfs: float) -> np.ndarray:
+    gain = dsp.db_to_gain(level_dbfs - _level_db(pcm))
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) * gain
+
+
+def _voiced_end_ms(pcm: bytes) -> float:
+    """End of the last 10 ms above -50 dBFS (espeak pads its output with silence)."""
+    size = RATE * 2 * 10 // 1000
+    end = 0
+    for i in range(0, len(pcm) - size + 1, size):
+        if dsp.energy_db(dsp.mean_square(pcm[i : i + size])) > -50.0:
+            end = i + size
+    return end / 2 / RATE * 1000
+
+
+class _Mixer:
+    def __init__(self, duration_ms: float) -> None:
+        self.samples = np.zeros(int(duration_ms * RATE / 1000), dtype=np.float32)
+
+    def add(self, signal: np.ndarray, at_ms: float) -> float:
+        """Mix in at `at_ms`; returns the end (ms)."""
+        start = int(at_ms * RATE / 1000)
+        piece = signal[: max(0, len(self.samples) - start)]
+        self.samples[start : start + len(piece)] += piece
+        return at_ms + len(signal) / RATE * 1000
+
+
+def _chord(notes: tuple[str, ...], seconds: float) -> bytes:
+    effects = ["synth", f"{seconds:.2f}"]
+    for note in notes:
+        effects += ["pluck", note]
+    return sox_to_raw(["-n"], b"", RATE, effects)
+
+
+def _door() -> bytes:
+    return sox_to_raw(
+        ["-n"], b"", RATE, ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"]
+    )
+
+
+def _step() -> bytes:
+    return sox_to_raw(
+        ["-n"], b"", RATE, ["synth", "0.05", "brownnoise", "fade", "q", "0.002", "0.05", "0.04"]
+    )
+
+
+def build_lobby(minutes: float, *, seed: int = 14, visitors_per_hour: float = 40.0) -> Lobby:
+    """Render `minutes` of lobby with its script (see the module docstring)."""
+    rng = random.Random(seed)
+    duration = minutes * 60_000
+    mixer = _Mixer(duration)
+    tone = render_noise(10_000, RATE, ROOM_TONE_DBFS, seed=0)
+    loop = np.frombuffer(tone, dtype="<i2").astype(np.float32)
+    reps = -(-len(mixer.samples) // len(loop))
+    mixer.samples += np.tile(loop, reps)[: len(mixer.samples)]
+    lobby = Lobby(b"")
+    _visitors(lobby, mixer, rng, duration, visitors_per_hour)
+    busy = [(v.arrive_ms - 3000, v.leave_ms + 1000) for v in lobby.visitors]
+    _background(lobby, mixer, rng, duration, busy)
+    clipped = np.clip(mixer.samples, -32768, 32767).astype("<i2")
+    lobby.pcm = clipped.tobytes()
+    lobby.spans.sort(key=lambda s: s.start_ms)
+    lobby.presence.sort()
+    return lobby
+
+
+def _visitors(
+    lobby: Lobby, mixer: _Mixer, rng: random.Random, duration: float, per_hour: float
+) -> None:
+    count = max(4, round(duration / 3_600_000 * per_hour))
+    slot = duration / count
+    for k in range(count):
+        # Every combination of wake word and presence, in turn: the quick run has each.
+        wake, presence = bool(k % 2 == 0), bool((k // 2) % 2 == 0)
+        arrive = k * slot + rng.uniform(0.15, 0.35) * slot
+        voice, wpm = rng.choice(VOICES), rng.choice((150, 165, 180))
+        lines = VISITOR_LINES[k % len(VISITOR_LINES)]
+        at = arrive + 2500  # walks up, then speaks
+        wake_end: float | None = None
+        index = len(lobby.visitors)
+        for n, line in enumerate(lines):
+            pcm = render_speech(line, RATE, voice, wpm)
+            start = at
+            if n == 0 and wake:
+                wake_pcm = render_speech(WAKE_PHRASE, RATE, voice, wpm)
+                end = _voiced_end_ms(wake_pcm)
+                wake_end = start + end
+                pcm = wake_pcm[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32) + pcm
+                line = f"{WAKE_PHRASE}, {line}"
+            end_ms = mixer.add(at_level(pcm, VISITOR_DBFS + rng.uniform(-3, 3)), start)
+            voiced_end = start + _voiced_end_ms(pcm)
+            lobby.spans.append(Span("visitor", start, voiced_end, line, index))
+            at = end_ms + rng.uniform(3000, 5000)  # the kiosk answers, then the follow-up
+        leave = at + 1000
+        for step_at in np.arange(arrive, arrive + 2000, 500):
+            mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB + 6), float(step_at))
+        lobby.visitors.append(Visitor(arrive, leave, wake, presence, wake_end))
+        if presence:
+            lobby.presence += [(arrive + 1000, True), (leave + 1500, False)]
+
+
+def _background(
+    lobby: Lobby,
+    mixer: _Mixer,
+    rng: random.Random,
+    duration: float,
+    busy: list[tuple[float, float]],
+) -> None:
+    at = rng.uniform(2000, 8000)
+    while at < duration - 10_000:
+        kind = rng.choice(("bystanders", "bystanders", "tv", "music", "door", "footsteps"))
+        if kind == "bystanders":
+            at = _conversation(lobby, mixer, rng, at)
+        elif kind == "tv":
+            line = rng.choice(TV_LINES)
+            pcm = render_speech(line, RATE, "en-gb+m3", wpm=175)
+            end = mixer.add(at_level(pcm, VISITOR_DBFS + TV_SPEECH_REL_DB), at)
+            lobby.spans.append(Span("tv", at, end, line))
+            at = end
+        elif kind == "music":
+            start = at
+            for chord in rng.sample(CHORDS, len(CHORDS)) * 2:
+                at = mixer.add(at_level(_chord(chord, 0.6), VISITOR_DBFS + MUSIC_REL_DB), at)
+            lobby.spans.append(Span("music", start, at))
+        elif kind == "door":
+            end = mixer.add(at_level(_door(), VISITOR_DBFS + DOOR_REL_DB), at)
+            lobby.spans.append(Span("door", at, end))
+            at = end
+        else:
+            start = at
+            for _ in range(rng.randint(6, 14)):
+                mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB), at)
+                at += rng.uniform(450, 600)
+            lobby.spans.append(Span("footsteps", start, at))
+            if rng.random() < 0.3 and not any(a <= start <= b for a, b in busy):
+                # a passer-by close enough to trip a PIR for a moment
+                lobby.presence += [(start, True), (start + rng.uniform(2000, 4000), False)]
+        at += rng.uniform(1000, 6000)
+
+
+def _conversation(lobby: Lobby, mixer: _Mixer, rng: random.Random, at: float) -> float:
+    rel = rng.choice(BYSTANDER_REL_DB)
+    voices = rng.sample(VOICES, 2)
+    for n in range(rng.randint(2, 5)):
+        line = rng.choice(BYSTANDER_LINES)
+        pcm = render_speech(line, RATE, voices[n % 2])
+        end = mixer.add(at_level(pcm, VISITOR_DBFS + rel + rng.uniform(-2, 2)), at)
+        lobby.spans.append(Span("bystander", at, at + _voiced_end_ms(pcm), line))
+        at = end + rng.uniform(200, 900)
+    return at
