@@ -73,7 +73,8 @@ class ModeResult:
     phantom_sources: list[str] = field(default_factory=list)
     expected: int = 0
     activated: int = 0
-    wake_latency_ms: list[float] = field(default_factory=list)
+    wake_latency_ms: list[float] = field(default_factory=list)  # spoken end -> turn
+    wake_detect_ms: list[float] = field(default_factory=list)  # spoken end -> detection
     engagements: int = 0
     cpu_s: float = 0.0
     audio_s: float = 0.0
@@ -133,6 +134,7 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
     busy_until: float | None = None  # None: idle; inf: a turn is being heard
     activated: set[int] = set()
     turn_visitor = -1
+    wakes: list[float] = []
     period = FORMAT.bytes_for_ms(FRAME_MS)
     pcm = lobby.pcm
     start = time.process_time()
@@ -156,12 +158,21 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
                 text = _line(lobby, turn_visitor, event.at_ms) if turn_visitor >= 0 else "hm"
                 engagement.on_turn(text, event.at_ms)
                 busy_until = event.at_ms + REPLY_MS
+        if engagement.last_wake_ms is not None and (
+            not wakes or wakes[-1] != engagement.last_wake_ms
+        ):
+            wakes.append(engagement.last_wake_ms)
         if busy_until is not None and at >= busy_until:
             busy_until = None
             engagement.reply_finished(at)
     result.cpu_s = time.process_time() - start
     result.audio_s = len(pcm) / 2 / RATE
     result.engagements = reporter.engagements
+    for visitor in lobby.visitors:
+        end = visitor.wake_end_ms
+        heard = [w - end for w in wakes if end is not None and end - 500 <= w <= end + 2000]
+        if heard:
+            result.wake_detect_ms.append(heard[0])
     expected = [k for k in range(len(lobby.visitors)) if _expected(name, lobby, k)]
     result.expected = len(expected)
     result.activated = len([k for k in expected if k in activated])
@@ -226,11 +237,20 @@ def _checks(results: list[ModeResult], wake_cpu: float) -> list[tuple[str, str, 
             checks.append((f"{r.name}: phantoms started by", causes, True))
         checks.append((f"{r.name}: engagements", str(r.engagements), True))
         checks.append((f"{r.name}: CPU / audio s", f"{r.cpu_s / r.audio_s:.4f}", True))
+        if r.wake_detect_ms:
+            p50 = statistics.median(r.wake_detect_ms)
+            checks.append(
+                (
+                    f"{r.name}: wake word end -> detected p50/max (ms)",
+                    f"{p50:.0f}/{max(r.wake_detect_ms):.0f}",
+                    True,
+                )
+            )
         if r.wake_latency_ms:
             p50 = statistics.median(r.wake_latency_ms)
             checks.append(
                 (
-                    f"{r.name}: wake word end -> turn p50/max (ms)",
+                    f"{r.name}: wake word end -> turn starts p50/max (ms)",
                     f"{p50:.0f}/{max(r.wake_latency_ms):.0f}",
                     True,
                 )

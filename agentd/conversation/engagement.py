@@ -87,6 +87,8 @@ class Engagement:
         self.stats = EngagementStats()
         self._goodbyes = tuple(_normalise(g) for g in config.goodbyes)
         self._passing = False  # the current utterance reaches the conversation
+        self._start_on_voice_after: float | None = None  # the wake word's end, mid-utterance
+        self.last_wake_ms: float | None = None
         self._gate_open = False
         self._levels: deque[tuple[float, float]] = deque()
         self._since_ms = 0.0
@@ -145,6 +147,15 @@ class Engagement:
             out.append(event)
             if isinstance(event, SpeechEnded):
                 self._passing = False
+        elif isinstance(event, SpeechEnded):
+            self._start_on_voice_after = None
+        else:
+            after = self._start_on_voice_after
+            if after is not None and event.voiced and event.chunk.at_ms >= after:
+                self._start_on_voice_after = None
+                self._passing = True
+                out.append(SpeechStarted(event.chunk.at_ms, b""))
+                out.append(event)
 
     def _track_level(self, chunk: AudioChunk) -> None:
         levels = self._levels
@@ -170,11 +181,12 @@ class Engagement:
         if not self.engaged:
             self._engage("wake_word", at)
         self._deadline_ms = None
+        self.last_wake_ms = at
         if self._gate_open and not self._passing and (near is None or near.admits_open_utterance):
-            # The visitor goes straight on ("okay nabu, when are you open?"): the rest of
-            # this utterance is the turn.
-            self._passing = True
-            out.append(SpeechStarted(at, b""))
+            # The visitor may go straight on ("okay nabu, when are you open?"): the turn
+            # starts at the next voiced frame of this utterance (none: the gate closes,
+            # and the next utterance is the turn).
+            self._start_on_voice_after = at
 
     def _rejected(self, near: NearFieldGate) -> None:
         rejection = near.rejections[-1]

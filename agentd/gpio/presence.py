@@ -22,6 +22,7 @@ from agentd.errors import GpioError
 from agentd.events import now_ms
 
 log = logging.getLogger(__name__)
+SETTLE_S = 1.0  # far above MotionSensor's default queue fill time (1 sample at 10 Hz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,22 @@ class PresenceSensor:
             ) from exc
         self._device.when_activated = lambda: self._changed(True)
         self._device.when_deactivated = lambda: self._changed(False)
+        self._settle()
+        if self.present:  # someone was already there: gpiozero fires no edge for that
+            self._changed(True)
+
+    def _settle(self) -> None:
+        """Wait (bounded) until gpiozero has registered the initial state.
+
+        A smoothed MotionSensor registers it from its queue thread once the queue has
+        filled (queue_len / sample_rate: 0.1 s by default) and fires no callback for it;
+        an edge before that would be lost.
+        """
+        device = self._device
+        for _ in range(int(SETTLE_S / 0.01)):
+            if device.wait_for_active(0) or device.wait_for_inactive(0):
+                return
+            device.wait_for_active(0.01)
 
     @property
     def present(self) -> bool:

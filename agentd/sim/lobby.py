@@ -113,7 +113,7 @@ def at_level(pcm: bytes, level_dbfs: float) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) * gain
 
 
-def _voiced_end_ms(pcm: bytes) -> float:
+def voiced_end_ms(pcm: bytes) -> float:
     """End of the last 10 ms above -50 dBFS (espeak pads its output with silence)."""
     size = RATE * 2 * 10 // 1000
     end = 0
@@ -191,15 +191,16 @@ def _visitors(
         for n, line in enumerate(lines):
             pcm = render_speech(line, RATE, voice, wpm)
             start = at
+            said = line
             if n == 0 and wake:
                 wake_pcm = render_speech(WAKE_PHRASE, RATE, voice, wpm)
-                end = _voiced_end_ms(wake_pcm)
+                end = voiced_end_ms(wake_pcm)
                 wake_end = start + end
                 pcm = wake_pcm[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32) + pcm
-                line = f"{WAKE_PHRASE}, {line}"
+                said = f"{WAKE_PHRASE}, {line}"
             end_ms = mixer.add(at_level(pcm, VISITOR_DBFS + rng.uniform(-3, 3)), start)
-            voiced_end = start + _voiced_end_ms(pcm)
-            lobby.spans.append(Span("visitor", start, voiced_end, line, index))
+            voiced_end = start + voiced_end_ms(pcm)
+            lobby.spans.append(Span("visitor", start, voiced_end, said, index))
             at = end_ms + rng.uniform(3000, 5000)  # the kiosk answers, then the follow-up
         leave = at + 1000
         for step_at in np.arange(arrive, arrive + 2000, 500):
@@ -255,6 +256,6 @@ def _conversation(lobby: Lobby, mixer: _Mixer, rng: random.Random, at: float) ->
         line = rng.choice(BYSTANDER_LINES)
         pcm = render_speech(line, RATE, voices[n % 2])
         end = mixer.add(at_level(pcm, VISITOR_DBFS + rel + rng.uniform(-2, 2)), at)
-        lobby.spans.append(Span("bystander", at, at + _voiced_end_ms(pcm), line))
+        lobby.spans.append(Span("bystander", at, at + voiced_end_ms(pcm), line))
         at = end + rng.uniform(200, 900)
     return at

@@ -79,6 +79,7 @@ class Faults:
     control_chars: bool = False  # mix control characters and markup into the content
     bad_tool_arguments: bool = False  # tool call arguments are not valid JSON
     unknown_tool_name: str = ""  # call this (undeclared) tool instead of the scenario's
+    tool_loop: bool = False  # call the turn's tool again after each result (a stuck model)
     insufficient_quota: bool = False  # 429 `insufficient_quota` on every request (permanent)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -352,7 +353,7 @@ class OpenAiEmulator:
         user_text = message_text(messages[last_user]) if last_user >= 0 else ""
         tool_results = [m for m in messages[last_user + 1 :] if m.get("role") == "tool"]
         turn = self.scenario.reply_for(user_text) if self.scenario else None
-        wants_tool = bool(turn and turn.tool) and not tool_results
+        wants_tool = bool(turn and turn.tool) and (not tool_results or self.faults.tool_loop)
         if wants_tool and body.get("tool_choice") != "none" and turn is not None:
             arguments = json.dumps(turn.tool_arguments)
             if self.faults.bad_tool_arguments:

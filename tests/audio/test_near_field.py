@@ -1,0 +1,77 @@
+"""Near-field gate (issue 14): a visitor at 1 m opens a turn, a bystander 3-5 m away
+(-15 to -20 dB) does not; a visitor starting inside a bystander's utterance still does."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentd.audio.format import AudioChunk, AudioFormat
+from agentd.audio.near_field import NearFieldGate, calibrate
+from agentd.audio.vad_gate import VadGate
+from agentd.config.sections_audio import VadConfig
+from agentd.config.sections_engagement import NearFieldConfig
+from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
+from agentd.sim.lobby import ROOM_TONE_DBFS, VISITOR_DBFS, at_level
+from agentd.sim.speech import render_noise, render_speech
+
+FMT = AudioFormat(16000)
+LINE = "Excuse me, where can I find the meeting rooms?"
+
+
+def speech_at(level_dbfs: float, text: str = LINE, voice: str = "en-us") -> bytes:
+    return at_level(render_speech(text, 16000, voice), level_dbfs).astype("<i2").tobytes()
+
+
+def config() -> NearFieldConfig:
+    visitor, room = speech_at(VISITOR_DBFS), render_noise(3000, 16000, ROOM_TONE_DBFS)
+    result = calibrate(visitor, room, FMT)
+    assert result.min_level_dbfs == pytest.approx(VISITOR_DBFS - 8.0, abs=0.5)
+    return NearFieldConfig(min_level_dbfs=result.min_level_dbfs, min_snr_db=result.min_snr_db)
+
+
+def run(pcm: bytes, near: NearFieldGate) -> list[object]:
+    from agentd.audio import dsp
+
+    noise = render_noise(len(pcm) // 32 + 2000, 16000, ROOM_TONE_DBFS)
+    audio = dsp.mix(noise, bytes(32000) + pcm)
+    gate, out = VadGate(VadConfig(), 16000, 20), []
+    for offset in range(0, len(audio) - 640 + 1, 640):
+        chunk = AudioChunk(audio[offset : offset + 640], FMT, offset / 32)
+        near.observe(chunk.pcm)
+        out += near.filter(gate.process(chunk), chunk.at_ms)
+    return out
+
+
+@pytest.mark.parametrize("relative_db", [-15.0, -20.0])
+def test_bystander_is_not_a_turn(relative_db: float) -> None:
+    near = NearFieldGate(config(), FMT)
+    out = run(speech_at(VISITOR_DBFS + relative_db, voice="en-gb"), near)
+    assert out == []
+    assert near.rejections and near.passed == 0
+
+
+@pytest.mark.parametrize("offset_db", [-3.0, 0.0, 3.0])
+def test_visitor_at_one_metre_is_a_turn_with_its_onset(offset_db: float) -> None:
+    near = NearFieldGate(config(), FMT)
+    out = run(speech_at(VISITOR_DBFS + offset_db), near)
+    assert isinstance(out[0], SpeechStarted) and len(out[0].preroll) > 0
+    assert isinstance(out[-1], SpeechEnded)
+    assert sum(isinstance(e, VoicedAudio) for e in out) > 50  # the whole utterance passed
+
+
+def test_visitor_starting_inside_a_bystanders_utterance() -> None:
+    from agentd.audio import dsp
+
+    near = NearFieldGate(config(), FMT)
+    bystander = speech_at(VISITOR_DBFS - 15.0, "We meet at three in the big room, okay?", "en-gb")
+    visitor = bytes(len(bystander) // 2 // 2 * 2) + speech_at(VISITOR_DBFS)
+    out = run(dsp.mix(bystander, visitor), near)
+    starts = [e for e in out if isinstance(e, SpeechStarted)]
+    assert len(starts) == 1
+    assert starts[0].at_ms >= 1000 + len(bystander) / 32 / 2 - 100  # at the visitor, not before
+
+
+def test_disabled_passes_everything() -> None:
+    near = NearFieldGate(NearFieldConfig(enabled=False), FMT)
+    out = run(speech_at(VISITOR_DBFS - 20.0), near)
+    assert isinstance(out[0], SpeechStarted)
