@@ -35,6 +35,15 @@ ONSET_LOOKBACK_MS = 200  # of the pre-roll: the frames that made the VAD gate op
 # 8 dB under the visitor passes a visitor who speaks softly or stands at 1.5 m and still
 # keeps 7 dB between it and the nearest bystander.
 CALIBRATION_HEADROOM_DB = 8.0
+# Voicing: a loud frame must also be periodic (a vowel) to open a turn, so a door slam or
+# a dropped tray - as loud as a visitor, and webrtcvad calls them speech - does not. The
+# normalised autocorrelation of the pre-emphasised frame peaks at the pitch period for
+# voiced speech (typically 0.5-0.9) and stays near 0 for noise bursts. Pitch 80-400 Hz.
+MIN_PERIODICITY = 0.45
+# Near speech is a vowel, not one frame: three loud periodic frames (60 ms) are asked
+# for, so a bystander's single loudest syllable peak crossing the threshold is not enough.
+MIN_LOUD_FRAMES = 3
+PITCH_HZ = (80.0, 400.0)
 
 
 class Verdict(Enum):
@@ -65,6 +74,7 @@ class NearFieldGate:
         self._held: list[GateEvent] = []
         self._started_ms = 0.0
         self._peak = 0.0
+        self._loud = 0  # loud periodic frames in the onset (see MIN_LOUD_FRAMES)
         self._recent: deque[VoicedAudio] = deque()  # a far utterance's last frames
         self.rejections: list[Rejection] = []
         self.passed = 0
@@ -106,7 +116,8 @@ class NearFieldGate:
         if isinstance(event, SpeechStarted):
             self._verdict, self._held, self._started_ms = Verdict.DECIDING, [event], event.at_ms
             lookback = self.format.bytes_for_ms(ONSET_LOOKBACK_MS)
-            self._peak = self._loudest(event.preroll[-lookback:])
+            self._peak, self._loud = 0.0, 0
+            self._consider(event.preroll[-lookback:])
             self._decide(out)
         elif isinstance(event, VoicedAudio):
             if verdict is Verdict.NEAR:
@@ -116,7 +127,7 @@ class NearFieldGate:
             elif verdict is Verdict.DECIDING:
                 self._held.append(event)
                 if event.voiced:
-                    self._peak = max(self._peak, self._loudest(event.chunk.pcm))
+                    self._consider(event.chunk.pcm)
                 self._decide(out)
         else:  # SpeechEnded
             if verdict is Verdict.DECIDING:
@@ -127,16 +138,19 @@ class NearFieldGate:
 
     def _far_frame(self, event: VoicedAudio, out: list[GateEvent]) -> None:
         """A visitor may start talking while a bystander's utterance holds the gate open:
-        a loud voiced frame turns the rest of the utterance into a turn, with the last
-        ONSET_LOOKBACK_MS as its pre-roll."""
+        MIN_LOUD_FRAMES loud vowel frames in a row turn the rest of the utterance into a
+        turn, with the last ONSET_LOOKBACK_MS as its pre-roll."""
         recent = self._recent
         recent.append(event)
         while len(recent) > ONSET_LOOKBACK_MS // max(1, round(event.chunk.duration_ms)):
             recent.popleft()
-        if (
-            not event.voiced
-            or dsp.energy_db(self._loudest(event.chunk.pcm)) < self.threshold_dbfs()
-        ):
+        pcm = event.chunk.pcm
+        loud = event.voiced and dsp.energy_db(self._loudest(pcm)) >= self.threshold_dbfs()
+        if loud and periodicity(pcm, self.format.rate_hz) >= MIN_PERIODICITY:
+            self._loud += 1  # consecutive loud vowel frames
+        else:
+            self._loud = 0
+        if self._loud < MIN_LOUD_FRAMES:
             return
         self._verdict = Verdict.NEAR
         self.passed += 1
@@ -144,6 +158,20 @@ class NearFieldGate:
         out.append(SpeechStarted(event.chunk.at_ms, preroll))
         out.append(event)
         recent.clear()
+
+    def _consider(self, pcm: bytes) -> None:
+        """Note the loudest frame, and the best periodicity among the loud frames."""
+        size, threshold = self._frame_bytes, self.threshold_dbfs()
+        for i in range(0, len(pcm) - size + 1, size):
+            frame = pcm[i : i + size]
+            energy = dsp.mean_square(frame)
+            self._peak = max(self._peak, energy)
+            if (
+                dsp.energy_db(energy) >= threshold
+                and self._loud < MIN_LOUD_FRAMES
+                and periodicity(frame, self.format.rate_hz) >= MIN_PERIODICITY
+            ):
+                self._loud += 1
 
     def _loudest(self, pcm: bytes) -> float:
         size = self._frame_bytes
@@ -156,7 +184,7 @@ class NearFieldGate:
         return max(self.config.min_level_dbfs, self.floor_dbfs + self.config.min_snr_db)
 
     def _decide(self, out: list[GateEvent]) -> None:
-        if dsp.energy_db(self._peak) >= self.threshold_dbfs():
+        if self._loud >= MIN_LOUD_FRAMES:
             self._verdict = Verdict.NEAR
             self.passed += 1
             out.extend(self._held)
@@ -166,7 +194,7 @@ class NearFieldGate:
         self.rejections.append(
             Rejection(at_ms, round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1))
         )
-        self._verdict, self._held = Verdict.FAR, []
+        self._verdict, self._held, self._loud = Verdict.FAR, [], 0
         self._recent.clear()
 
 
@@ -200,3 +228,26 @@ def calibrate(visitor_pcm: bytes, room_pcm: bytes, fmt: AudioFormat | None = Non
     min_level = visitor - CALIBRATION_HEADROOM_DB
     snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor - 3.0))
     return Calibration(round(visitor, 1), round(floor, 1), round(min_level, 1), round(snr, 1))
+
+
+def periodicity(pcm: bytes, rate_hz: int) -> float:
+    """Voicing of one frame, 0..1: the normalised autocorrelation's peak at a pitch lag.
+
+    Pre-emphasis (a first difference) first, so the low-frequency weight of a thump
+    cannot pass for periodicity.
+    """
+    import numpy as np
+
+    x = np.diff(np.frombuffer(pcm, dtype="<i2").astype(np.float64))
+    x -= x.mean()
+    lo, hi = int(rate_hz / PITCH_HZ[1]), int(rate_hz / PITCH_HZ[0])
+    hi = min(hi, len(x) // 2)
+    if hi <= lo:
+        return 0.0
+    best = 0.0
+    for lag in range(lo, hi + 1):
+        a, b = x[:-lag], x[lag:]
+        denom = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+        if denom > 0.0:
+            best = max(best, float(np.dot(a, b)) / denom)
+    return best

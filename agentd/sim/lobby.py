@@ -84,6 +84,8 @@ class Visitor:
     says_wake_word: bool
     trips_presence: bool
     wake_end_ms: float | None  # where the spoken wake word ends (truth)
+    voice: str = ""  # espeak-ng voice and words per minute
+    wpm: int = 0
 
 
 @dataclass(slots=True)
@@ -142,7 +144,8 @@ def _chord(notes: tuple[str, ...], seconds: float) -> bytes:
     return sox_to_raw(["-n"], b"", RATE, effects)
 
 
-def _door() -> bytes:
+def door_slam() -> bytes:
+    """A slamming door: a 300 ms brown-noise burst, sharp attack, quick decay."""
     return sox_to_raw(
         ["-n"], b"", RATE, ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"]
     )
@@ -205,7 +208,7 @@ def _visitors(
         leave = at + 1000
         for step_at in np.arange(arrive, arrive + 2000, 500):
             mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB + 6), float(step_at))
-        lobby.visitors.append(Visitor(arrive, leave, wake, presence, wake_end))
+        lobby.visitors.append(Visitor(arrive, leave, wake, presence, wake_end, voice, wpm))
         if presence:
             lobby.presence += [(arrive + 1000, True), (leave + 1500, False)]
 
@@ -234,7 +237,7 @@ def _background(
                 at = mixer.add(at_level(_chord(chord, 0.6), VISITOR_DBFS + MUSIC_REL_DB), at)
             lobby.spans.append(Span("music", start, at))
         elif kind == "door":
-            end = mixer.add(at_level(_door(), VISITOR_DBFS + DOOR_REL_DB), at)
+            end = mixer.add(at_level(door_slam(), VISITOR_DBFS + DOOR_REL_DB), at)
             lobby.spans.append(Span("door", at, end))
             at = end
         else:

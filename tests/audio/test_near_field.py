@@ -75,3 +75,22 @@ def test_disabled_passes_everything() -> None:
     near = NearFieldGate(NearFieldConfig(enabled=False), FMT)
     out = run(speech_at(VISITOR_DBFS - 20.0), near)
     assert isinstance(out[0], SpeechStarted)
+
+
+def test_a_door_slam_as_loud_as_a_visitor_is_not_a_turn() -> None:
+    """webrtcvad calls a slam speech and it is as loud as a visitor: no vowel, no turn."""
+    from agentd.sim.lobby import door_slam
+
+    near = NearFieldGate(config(), FMT)
+    slam = at_level(door_slam(), VISITOR_DBFS).astype("<i2").tobytes()
+    assert run(slam + bytes(16000) + slam, near) == []
+
+
+def test_periodicity_tells_vowels_from_noise() -> None:
+    from agentd.audio.near_field import MIN_PERIODICITY, periodicity
+
+    vowel = speech_at(VISITOR_DBFS, "Ah")
+    frames = [vowel[i : i + 640] for i in range(0, len(vowel) - 640, 640)]
+    assert max(periodicity(f, 16000) for f in frames) > 0.8
+    noise = render_noise(200, 16000, -20.0)
+    assert periodicity(noise[:640], 16000) < MIN_PERIODICITY
