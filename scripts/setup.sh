@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-EXTRAS=${AGENTD_EXTRAS:-dev,sim}
+EXTRAS=${AGENTD_EXTRAS:-dev,sim,wakeword}
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]" 2>&1 | grep -v -E "^(WARNING|DEPRECATION)" || true
 .venv/bin/python -c "import agentd, alsaaudio, webrtcvad, systemd.journal, paho.mqtt, gpiozero" \
   || { echo "setup: the venv is incomplete" >&2; exit 1; }
