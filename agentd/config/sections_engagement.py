@@ -81,11 +81,11 @@ class NearFieldConfig:
         True, doc="Only speech loud enough to come from the kiosk opens a turn."
     )
     min_level_dbfs: float = setting(
-        -38.0,
+        -30.0,
         min=-80.0,
         max=0.0,
-        doc="Loudest 20 ms frame of the utterance's onset must reach this; `agentd "
-        "test-hardware` suggests visitor-at-1 m level minus 8 dB.",
+        doc="Three voiced 20 ms frames of the onset must reach this. Default: a visitor "
+        "at 1 m near -22 dBFS, minus 8 dB; calibrate (docs/engagement.md).",
     )
     min_snr_db: float = setting(
         15.0, min=0.0, max=60.0, doc="...and be this far above the tracked noise floor."
@@ -112,7 +112,9 @@ class EngagementConfig:
         DEFAULT_GOODBYES, doc="A visitor turn ending in one of these ends the conversation."
     )
     max_turns: int = setting(30, min=1, max=1000, doc="Visitor turns per conversation.")
-    max_conversation_s: float = setting(600.0, min=30.0, max=86400.0)
+    max_conversation_s: float = setting(
+        600.0, min=30.0, max=86400.0, doc="A conversation longer than this is ended politely."
+    )
     limit_line: str = setting(
         "I'm sorry, I have to end our conversation here. Please ask a member of staff "
         "if you need more help.",
