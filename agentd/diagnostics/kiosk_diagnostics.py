@@ -122,6 +122,7 @@ class KioskDiagnostics:
 
     def _probe(self) -> DeviceProbe:
         conversation, playback = self._conversation(), self._playback()
+        gain = conversation.parts.speaker.volume if conversation is not None else 1.0
         if conversation is None or playback is None:
             raise RuntimeError("the kiosk is not running")
 
@@ -134,4 +135,5 @@ class KioskDiagnostics:
 
             return detach
 
-        return DeviceProbe(playback, attach, AudioFormat(self.config.audio.capture.rate_hz))
+        rate = self.config.audio.capture.rate_hz
+        return DeviceProbe(playback, attach, AudioFormat(rate), gain)

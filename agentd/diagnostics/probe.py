@@ -29,6 +29,7 @@ CHIRP_LOW_HZ = 300.0  # small kiosk speakers roll off below ~200-300 Hz
 CHIRP_HIGH_HZ = 6000.0  # speech band; capped at 0.4 x the lower sample rate (no aliasing)
 MAX_DELAY_MS = 500.0  # SimAudioConfig.echo_delay_ms allows 0..500; USB chains stay well under
 MIN_DELAY_MS = -50.0  # a little negative lag is allowed: a device clock reporting late
+ECHO_MARGIN_MS = 60.0  # around the delayed sweep: device timestamp jitter, early reverb
 DETECT_PEAK_RATIO = 8.0  # correlation peak vs the RMS of all lags: ~18 dB, no false echo
 CLIP_LEVEL = 32767  # |sample| at full scale counts as clipped
 FLOOR_DBFS = -120.0  # what digital silence is reported as (JSON has no -inf)
@@ -42,6 +43,9 @@ class Recording:
     reference: bytes
     rate_hz: int
     probe_start_ms: float  # offset of the probe's first heard sample in the window
+    played_energy: float = 0.0  # sum of squares of the probe as played (gain applied), at
+    # rate_hz; 0 = take it from the reference (a device whose timestamps come in bursts,
+    # like alsa's file plugin, overlaps chunks there and loses energy)
 
     @property
     def duration_ms(self) -> float:
@@ -98,6 +102,12 @@ def resample(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
     return out
 
 
+def energy(pcm: bytes) -> float:
+    """Sum of squares of S16_LE samples."""
+    x = _samples(pcm)
+    return float(np.sum(x * x))
+
+
 def _samples(pcm: bytes) -> npt.NDArray[np.float64]:
     return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
 
@@ -120,7 +130,13 @@ def analyse(recording: Recording, vad: VadConfig, frame_ms: int) -> Measurement:
     voiced_percent, opened = vad_verdict(noise.astype("<i2").tobytes(), rate, vad, frame_ms)
     lag, ratio = _best_lag(mic, ref, rate)
     detected = ratio >= DETECT_PEAK_RATIO
-    coupling = _coupling_db(mic, ref, lag, noise_ms) if detected else None
+    coupling = (
+        _coupling_db(
+            mic, ref, lag, noise_ms=noise_ms, rate_hz=rate, played_energy=recording.played_energy
+        )
+        if detected
+        else None
+    )
     played = ref[np.abs(ref) > 0]
     clipped = int(np.count_nonzero(np.abs(mic) >= CLIP_LEVEL))
     return Measurement(
@@ -160,17 +176,29 @@ def _best_lag(
 
 
 def _coupling_db(
-    mic: npt.NDArray[np.float64], ref: npt.NDArray[np.float64], lag: int, noise_ms: float
+    mic: npt.NDArray[np.float64],
+    ref: npt.NDArray[np.float64],
+    lag: int,
+    *,
+    noise_ms: float,
+    rate_hz: int,
+    played_energy: float,
 ) -> float | None:
-    """Echo energy over played energy, on the played span shifted by the delay, with the
-    noise floor's energy taken out (energy, not one tap: room reverb is echo too)."""
+    """Echo energy over played energy (energy, not one tap: room reverb is echo too).
+
+    Totals, not means over equal windows: a device whose timestamps jitter leaves gaps or
+    overlaps in the reference timeline, which move energy in time but keep its sum. The
+    mic window is the played span shifted by the delay, widened by ECHO_MARGIN_MS each
+    side; the noise floor's energy over that window is taken out.
+    """
     nz = np.flatnonzero(ref)
+    margin = int(ECHO_MARGIN_MS * rate_hz / 1000)
     first, last = int(nz[0]), int(nz[-1]) + 1
-    lo, hi = first + lag, last + lag
-    if lo < 0 or hi > len(mic):
+    lo, hi = max(0, first + lag - margin), min(len(mic), last + lag + margin)
+    if hi <= lo:
         return None
-    played = float(np.mean(ref[first:last] ** 2))
-    heard = float(np.mean(mic[lo:hi] ** 2)) - noise_ms
+    played = played_energy or float(np.sum(ref[first:last] ** 2))
+    heard = float(np.sum(mic[lo:hi] ** 2)) - noise_ms * (hi - lo)
     if played <= 0 or heard <= 0:
         return None
     return 10 * math.log10(heard / played)

@@ -37,6 +37,7 @@ DEAD_MIC_DBFS = -95.0  # 16-bit dither alone is ~-101 dBFS: below this the mic s
 CLIP_PERCENT = 0.1  # more than 1 sample in 1000 at full scale is audible distortion
 STRONG_ECHO_DB = -3.0  # echo within 3 dB of what was played: speaker next to the mic
 LONG_DELAY_MS = 250.0  # over this, barge-in replays and the echo model's window strain
+MAX_AUDIO_FACTOR = 4  # more audio than 4 x the test's length: the device is not paced
 
 OnChunk = Callable[[AudioChunk], None]
 Attach = Callable[[OnChunk], Callable[[], None]]  # start delivering mic chunks; -> detach
@@ -89,10 +90,13 @@ class SelfTestReport:
 class DeviceProbe:
     """Plays the sweep on `playback` and records the mic chunks `attach` delivers."""
 
-    def __init__(self, playback: PlaybackDevice, attach: Attach, capture: AudioFormat) -> None:
+    def __init__(
+        self, playback: PlaybackDevice, attach: Attach, capture: AudioFormat, gain: float = 1.0
+    ) -> None:
         self.playback = playback
         self.attach = attach
         self.capture = capture
+        self.gain = gain  # the playback volume the device applies (its set_volume)
 
     async def record(self) -> p.Recording:
         """Lead (noise only), the sweep, then until its last echo can have arrived."""
@@ -101,8 +105,14 @@ class DeviceProbe:
         lock = threading.Lock()
         progress = asyncio.Event()
 
+        limit_ms = p.record_ms() * MAX_AUDIO_FACTOR
+        received = [0.0]  # ms of audio taken, guarded by `lock`
+
         def on_chunk(chunk: AudioChunk) -> None:  # capture thread or loop
             with lock:
+                if received[0] > limit_ms:
+                    return  # an unpaced device: stop hoarding, `until` reports it
+                received[0] += chunk.duration_ms
                 chunks.append(chunk)
             loop.call_soon_threadsafe(progress.set)
 
@@ -114,6 +124,12 @@ class DeviceProbe:
 
         async def until(done: Callable[[], bool]) -> None:
             while not done():
+                with lock:
+                    flooded = received[0] > limit_ms
+                if flooded:
+                    raise RuntimeError(
+                        "the capture device delivers audio faster than real time (not paced)"
+                    )
                 progress.clear()
                 await progress.wait()
 
@@ -121,7 +137,8 @@ class DeviceProbe:
         try:
             await until(lambda: covered_ms() >= p.LEAD_MS)
             tap = self.playback.reference
-            self.playback.write(p.chirp(tap.format.rate_hz, 0.4 * self.capture.rate_hz))
+            sweep = p.chirp(tap.format.rate_hz, 0.4 * self.capture.rate_hz)
+            self.playback.write(sweep)
 
             def echo_over() -> bool:
                 if self.playback.is_playing:
@@ -135,9 +152,9 @@ class DeviceProbe:
             detach()
         with lock:
             taken = list(chunks)
-        return self._recording(taken)
+        return self._recording(taken, sweep)
 
-    def _recording(self, chunks: list[AudioChunk]) -> p.Recording:
+    def _recording(self, chunks: list[AudioChunk], sweep: bytes) -> p.Recording:
         mic = b"".join(c.pcm for c in chunks)
         # The window's start on the monotonic clock: each chunk's stamp minus its offset,
         # the median over all of them (an ALSA stamp jitters by a scheduling delay).
@@ -152,7 +169,8 @@ class DeviceProbe:
         reference = p.resample(tap.samples(start, count), rate_out, rate_in)
         ref = reference
         first = next((i for i in range(0, len(ref) - 1, 2) if ref[i] or ref[i + 1]), len(ref))
-        return p.Recording(mic, reference, rate_in, first / 2 / rate_in * 1000.0)
+        played = p.energy(p.resample(sweep, rate_out, rate_in)) * self.gain**2
+        return p.Recording(mic, reference, rate_in, first / 2 / rate_in * 1000.0, played)
 
 
 async def run_self_test(probe: DeviceProbe, config: Config) -> SelfTestReport:
