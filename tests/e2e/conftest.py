@@ -31,6 +31,13 @@ def write_scenario(path: Path, turns: list[dict[str, Any]], *, tail_ms: int = 25
     return path
 
 
+def audible_ms(kiosk: SimulatedKiosk) -> float:
+    """How much of the agent's audio the simulated speaker has played so far."""
+    speaker = kiosk.speaker
+    played = sum(len(chunk) for _, chunk in list(speaker.played) if any(chunk))
+    return speaker.format.duration_ms(played)
+
+
 @pytest.fixture
 def make_kiosk(tmp_path: Path) -> Callable[..., SimulatedKiosk]:
     def make(
