@@ -102,7 +102,8 @@ async def test_buttons_and_leds_drive_the_daemon(
         await kiosk.wait_for(lambda: heard_until_ms(kiosk, 0, after_ms=100), 15)
         release(kiosk, TALK)
         await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, 15)
-        await kiosk.wait_for(lambda: led(kiosk)[1] > 0, 5)  # the LED follows the state
+        # The LED follows the state (from the thinking spin to steady green).
+        await kiosk.wait_for(lambda: led(kiosk) == (0.0, 0.5, 0.0), 5)
         speaking_led = led(kiosk)
         # Cancel: the speaker goes silent within a period or two.
         speaker = kiosk.speaker

@@ -81,7 +81,7 @@ async def test_stt_refused_then_auth_refused_then_recovers(tmp_path: Path) -> No
             lambda: any(f.error_kind == "stt_auth" for f in kiosk.observed.faults), 25
         )
         await kiosk.wait_for(lambda: stt.link_state is LinkState.FAILED, 5)
-        health = kiosk.service.health()
+        health = kiosk.service.reporting.health()
         await asyncio.sleep(2.0)
         attempts = len(stack.stt.sessions) - sessions_before
         stack.stt.api_key = kiosk.api_key  # operator fixed the key
@@ -133,7 +133,7 @@ async def test_capture_xrun_and_device_lost_then_back(tmp_path: Path) -> None:
     await kiosk.start()
     try:
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 2, 40)
-        health = kiosk.service.health()
+        health = kiosk.service.reporting.health()
     finally:
         assert await kiosk.stop() == 0
     assert health["xruns"] >= 1
@@ -165,14 +165,18 @@ discovery = false
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=extra)
     try:
         await kiosk.start()
-        await kiosk.wait_for(lambda: kiosk.service.links["mqtt"] is LinkState.CONNECTED, 10)
+        await kiosk.wait_for(
+            lambda: kiosk.service.reporting.links["mqtt"] is LinkState.CONNECTED, 10
+        )
         # The watcher's persistent session is on the broker's disk (autosave after it).
         await kiosk.wait_for(lambda: _session_saved(broker, "metrics-watch"), 10)
         broker.kill()
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 2, 40)  # answered while away
         await asyncio.to_thread(broker.restart)
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 3, 40)
-        await kiosk.wait_for(lambda: kiosk.service.links["mqtt"] is LinkState.CONNECTED, 15)
+        await kiosk.wait_for(
+            lambda: kiosk.service.reporting.links["mqtt"] is LinkState.CONNECTED, 15
+        )
         # Until the watcher has every turn's metrics (or the wait times out; asserted below).
         turn_ids = {t.turn_id for t in kiosk.observed.turns}
         await kiosk.wait_for(lambda: turn_ids <= _turn_ids(lines.lines), 15)
