@@ -1,4 +1,4 @@
-"""The `agentd` command line: run, check-config, devices, version, test-hardware, demo, bench.
+"""The `agentd` command line: run, check-config, check-cloud, devices, test-hardware, demo, bench.
 
 Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for any configuration error (the unit's
 RestartPreventExitStatus=78 stops systemd from restart-looping on a bad config), 1 for a
@@ -72,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON instead of TOML-ish text")
     check.set_defaults(handler=_cmd_check_config)
 
+    cloud = sub.add_parser(
+        "check-cloud", help="test the configured STT, LLM and TTS services once, with latencies"
+    )
+    cloud.add_argument("--config", default=DEFAULT_PATH)
+    cloud.add_argument(
+        "--only", default="stt,llm,tts", help="comma-separated subset of stt,llm,tts"
+    )
+    cloud.set_defaults(handler=_cmd_check_cloud)
+
     devices = sub.add_parser("devices", help="list ALSA cards/PCMs and GPIO availability")
     devices.set_defaults(handler=_cmd_devices)
 
@@ -135,6 +144,17 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         print(f"# {args.path}: OK")
         _print_tree(effective, "")
     return EX_OK
+
+
+def _cmd_check_cloud(args: argparse.Namespace) -> int:
+    from agentd.checkcloud import SERVICES, run_check_cloud
+
+    services = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(services) - set(SERVICES))
+    if unknown or not services:
+        print(f"agentd: --only takes {','.join(SERVICES)}, got {args.only!r}", file=sys.stderr)
+        return EX_USAGE
+    return run_check_cloud(args.config, services)
 
 
 def _print_tree(data: dict[str, Any], path: str) -> None:

@@ -103,6 +103,33 @@ class LlmRateLimited(LlmError):
         super().__init__(message, retryable=True)
 
 
+class LlmAuthError(LlmError):
+    """The model server refused the API key (HTTP 401/403): retrying will not help."""
+
+    error_kind = "llm_auth"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class LlmQuotaExceeded(LlmError):
+    """HTTP 429 `insufficient_quota`: the account is out of credit; permanent, not retried."""
+
+    error_kind = "llm_quota"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class LlmRequestRejected(LlmError):
+    """HTTP 400-class refusal of the request itself (e.g. `unsupported_parameter`)."""
+
+    error_kind = "llm_rejected"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class TtsError(LinkError):
     error_kind = "tts"
 
@@ -114,6 +141,33 @@ class TtsTimeout(TtsError):
     """First byte or inter-chunk deadline breached."""
 
     error_kind = "tts_timeout"
+
+
+class TtsAuthError(TtsError):
+    """ElevenLabs refused the API key (401 `invalid_api_key`): retrying will not help."""
+
+    error_kind = "tts_auth"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class TtsQuotaExceeded(TtsError):
+    """ElevenLabs 401 `quota_exceeded`: the key is valid but out of characters."""
+
+    error_kind = "tts_quota"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class TtsRequestRejected(TtsError):
+    """400/403/422: the request itself is refused (plan lacks the output format, bad field)."""
+
+    error_kind = "tts_rejected"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class ToolError(AgentdError):

@@ -8,5 +8,7 @@ echo "== ruff"
 .venv/bin/ruff format --check agentd tests
 echo "== mypy"
 .venv/bin/mypy agentd
+# the fakes of the core's unit tests must satisfy the same Protocols as the real parts
+.venv/bin/mypy --explicit-package-bases tests/conversation  # strict, from pyproject.toml
 echo "== pytest"
 .venv/bin/pytest -q -p no:cacheprovider "$@"

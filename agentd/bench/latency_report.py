@@ -2,7 +2,7 @@
 
 Ground truth comes from the simulated devices (SimMic spans + the rendered speech,
 SimSpeaker first-audio periods) and the emulators' own records and settings; the
-daemon's TurnClock marks are used only to split the overhead into stages.
+daemon's TurnRecord marks are used only to split the overhead into stages.
 """
 
 from __future__ import annotations

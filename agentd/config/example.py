@@ -77,7 +77,11 @@ def _section(cls: type, path: str, out: list[str]) -> None:
         comment = "  ".join(x for x in (doc, rules) if x)
         if comment:
             out.append(f"# {comment}")
-        out.append(f"{field.name} = {_toml(_default(field))}")
+        default = _default(field)
+        if default is None:  # optional and unset: TOML has no null, so leave it commented
+            out.append(f"# {field.name} = <unset>")
+            continue
+        out.append(f"{field.name} = {_toml(default)}")
     for name, sub in nested:
         sub_path = f"{path}.{name}" if path else name
         doc = (sub.__doc__ or "").strip().splitlines()[0] if sub.__doc__ else ""

@@ -23,7 +23,11 @@ class CaptureConfig:
 class PlaybackConfig:
     backend: Literal["alsa", "sim"] = "alsa"
     device: str = "default"
-    rate_hz: int = setting(16000, choices=(16000, 22050, 24000, 44100, 48000))
+    rate_hz: int = setting(
+        16000,
+        choices=(8000, 16000, 22050, 24000, 32000, 44100, 48000),
+        doc="ElevenLabs streams pcm_<rate>; 44100 needs its Pro plan.",
+    )
     period_ms: int = setting(20, min=5, max=100)
     buffer_periods: int = setting(4, min=2, max=32, doc="Device buffer = periods x period_ms.")
     volume: float = setting(1.0, min=0.0, max=2.0, doc="Software gain, 1.0 = unchanged.")

@@ -114,13 +114,43 @@ class LlmConfig:
         "You are the friendly front-desk assistant. Answer in one or two short spoken "
         "sentences. Never use lists, markdown or emoji."
     )
-    temperature: float = setting(0.6, min=0.0, max=2.0)
-    max_tokens: int = setting(300, min=16, max=4096)
+    temperature: float | None = setting(
+        None,
+        min=0.0,
+        max=2.0,
+        doc="Sent only when set: gpt-5 and o-series models refuse any but the default "
+        "(400 unsupported_value).",
+    )
+    max_tokens: int = setting(
+        300, min=16, max=4096, doc="Reply length cap, sent as `token_limit_param`."
+    )
+    token_limit_param: Literal["max_completion_tokens", "max_tokens"] = setting(
+        "max_completion_tokens",
+        doc="OpenAI's current name (gpt-5/o-series refuse max_tokens); 'max_tokens' for a "
+        "server that only knows the old one.",
+    )
     history_chars: int = setting(6000, min=500, max=200000, doc="History budget in characters.")
     idle_reset_s: float = setting(90.0, min=5.0, max=3600.0, doc="New visitor after this gap.")
-    first_token_timeout_s: float = setting(4.0, min=0.2, max=60.0)
+    connect_timeout_s: float = setting(
+        5.0, min=0.2, max=30.0, doc="TCP/TLS connect, per attempt, inside first_token_timeout_s."
+    )
+    first_token_timeout_s: float = setting(
+        4.0,
+        min=0.2,
+        max=60.0,
+        doc="From the request to the first text or tool call, retries and Retry-After included.",
+    )
     chunk_gap_timeout_s: float = setting(3.0, min=0.2, max=60.0)
-    max_retries: int = setting(1, min=0, max=5)
+    request_timeout_s: float = setting(
+        30.0, min=1.0, max=300.0, doc="One streamed request, start to end."
+    )
+    max_retries: int = setting(
+        1,
+        min=0,
+        max=5,
+        doc="Retries of 429/5xx/connection failures, only while first_token_timeout_s allows "
+        "the wait (a Retry-After that does not fit fails at once).",
+    )
     warm_connection: bool = setting(
         True,
         doc="Open the connection while the visitor speaks (one small GET), so the "

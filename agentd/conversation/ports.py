@@ -23,6 +23,7 @@ from agentd.events import (
     VoicedAudio,
 )
 from agentd.llm.events import LlmEvent
+from agentd.tts.stitching import ReplyStitching
 
 # One chat message as the OpenAI API has it ({"role": ..., "content": ..., ...}).
 ChatMessage = dict[str, object]
@@ -87,7 +88,12 @@ class TtsClient(Protocol):
     """Streams the audio of one clause, PCM at the playback rate."""
 
     def stream(
-        self, text: str, *, previous_text: str = "", next_text: str = ""
+        self,
+        text: str,
+        *,
+        previous_text: str = "",
+        next_text: str = "",
+        stitching: ReplyStitching | None = None,
     ) -> AsyncGenerator[bytes, None]: ...
 
     def warm_up(self) -> None: ...

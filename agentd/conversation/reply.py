@@ -28,6 +28,7 @@ from agentd.conversation.turn_record import TurnRecord
 from agentd.errors import AgentdError, LlmError, TtsError
 from agentd.events import FaultRaised, now_ms
 from agentd.tts.speakable import SpeakableStream, speakable
+from agentd.tts.stitching import ReplyStitching
 
 log = logging.getLogger("agentd.conversation.reply")
 
@@ -75,6 +76,9 @@ class ReplyPipeline:
         self._written = 0
         self._start_played = speaker.played_bytes()
         self._tts_failed = False
+        # Prosody across this reply's clauses (request stitching); never shared by replies.
+        self._stitching = ReplyStitching()
+        self._next_text = ""  # the clause after the one being spoken, when already known
         self.discard = False  # set when the turn is merged into the next one: keep no history
         self.result = ReplyResult()
 
@@ -157,10 +161,14 @@ class ReplyPipeline:
 
     async def _speak_clauses(self, queue: asyncio.Queue[str | None]) -> None:
         previous = ""
-        while (clause := await queue.get()) is not None:
+        ahead: list[str | None] = []  # a clause taken early to be named as next_text
+        while (clause := ahead.pop() if ahead else await queue.get()) is not None:
             text = speakable(clause)
             if not text:
                 continue
+            if not queue.empty():
+                ahead.append(queue.get_nowait())
+            self._next_text = speakable(ahead[0] or "") if ahead else ""
             await self._wait_for_room()
             await self._speak_one(text, previous_text=previous)
             previous = text
@@ -186,7 +194,12 @@ class ReplyPipeline:
     async def _stream_tts(self, text: str, previous_text: str) -> None:
         self.record.mark_first("tts_request_ms", now_ms())
         self.record.tts_characters += len(text)
-        stream = self._tts.stream(text, previous_text=previous_text)
+        stream = self._tts.stream(
+            text,
+            previous_text=previous_text,
+            next_text=self._next_text,
+            stitching=self._stitching,
+        )
         async with contextlib.aclosing(stream) as chunks:
             async for chunk in chunks:
                 if chunk:

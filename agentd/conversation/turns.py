@@ -136,6 +136,7 @@ class Conversation:
             if ended:
                 self._stop_push_to_talk()
             return
+        feeding = guard.direct_feed  # before the detector: a barge-in now replays this chunk
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
         gate_events: Sequence[GateEvent] = () if ringing else parts.gate.process(chunk)
@@ -147,7 +148,8 @@ class Conversation:
         if ringing:
             return
         if guard.direct_feed:
-            self._to_stt(chunk.pcm)
+            if feeding:
+                self._to_stt(chunk.pcm)
             for event in gate_events:
                 if isinstance(event, SpeechEnded):
                     guard.direct_feed = False
@@ -196,7 +198,7 @@ class Conversation:
             self._carry_text = self._reply_user_text
             if self._reply is not None:
                 self._reply.discard = True  # its user text lives on in the carried turn
-            self._cancel("visitor continued")
+            self._cancel("visitor continued", keep_state=True)  # straight on to listening
         self._begin_listening(event.at_ms)
         if event.preroll:
             self._to_stt(event.preroll)
@@ -261,10 +263,12 @@ class Conversation:
         if self.muted:
             recorder.discard()
             return  # a turn cut by mute: the visitor asked not to be listened to
-        if text and self._carry_text:
-            text = f"{self._carry_text} {text}"
-        if text:
+        if self._carry_text:
+            # The visitor went on talking while we thought: answer everything at once. A
+            # continuation without words (a cough) still leaves the question to answer.
+            text = f"{self._carry_text} {text}".strip()
             self._carry_text = ""
+        self._interruption.direct_feed = False  # the visitor's turn is over
         record = self._listening or TurnRecord()
         self._listening = None
         record.final_ms = event.at_ms
@@ -470,6 +474,7 @@ class Conversation:
         self.parts.gate.set_muted(muted)  # an open utterance is dropped, not finished
         if muted and not was_muted:
             self._cancel("muted")
+            self._carry_text = ""  # nothing said before the mute is answered after it
             self._ptt_active = False
             self._interruption.release()
             if self._listening is not None:
@@ -508,6 +513,7 @@ class Conversation:
         if fault.link == "stt" and self.state is AgentState.LISTENING:
             # The visitor spoke but no transcript will come: say so rather than go silent.
             self._listening = None
+            self._carry_text = ""  # the apology ends that exchange; nothing may leak later
             self._set_state(AgentState.IDLE)
             self._say_line("sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line")
 

@@ -2,9 +2,15 @@
 
 `ChatLlm.stream_reply` is an async generator: text deltas as they arrive (so TTS can
 start on the first clause), tool activity, then one `LlmDone`. It owns the deadlines a
-voice UI needs (the SDK's own timeouts are minutes long) and maps every SDK failure to
-the agentd error tree. Closing or cancelling the generator closes the HTTP stream, which
-tells the server to stop generating (barge-in must not keep paying for tokens).
+voice UI needs (the SDK's own timeouts are minutes long, and its retry loop waits out
+a Retry-After of up to 120 s in silence), so the SDK runs with `max_retries=0` and
+every request sits under agentd's deadlines: `connect_timeout_s` per attempt,
+`first_token_timeout_s` from the request to the first text or tool call (retries and
+their waits included), `chunk_gap_timeout_s` between chunks and `request_timeout_s`
+for the whole stream. Every SDK failure maps to the agentd error tree
+(`agentd.llm.failures`); 429 `insufficient_quota` is permanent and never retried.
+Closing or cancelling the generator closes the HTTP stream, which tells the server
+to stop generating (barge-in must not keep paying for tokens).
 """
 
 from __future__ import annotations
@@ -12,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentd.connection_warmer import ConnectionWarmer
-from agentd.errors import LlmError, LlmRateLimited, LlmTimeout
+from agentd.errors import LlmError, LlmTimeout
 from agentd.llm.events import LlmDone, LlmEvent, TextDelta, ToolCallFinished, ToolCallStarted
+from agentd.llm.failures import map_error, retry_wait_s
 from agentd.llm.stream import ToolCallAccumulator
 from agentd.llm.tools import ToolRegistry
 
@@ -28,9 +34,6 @@ if TYPE_CHECKING:
     from agentd.config.sections_llm import LlmConfig
 
 log = logging.getLogger(__name__)
-
-# Connecting to a healthy server takes well under a second even over a kiosk's Wi-Fi.
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -54,14 +57,15 @@ class ChatLlm:
         # The SDK's read timeout is a backstop only: our own first-token and chunk-gap
         # deadlines are shorter and produce LlmTimeout with a clear message.
         backstop_s = max(config.first_token_timeout_s, config.chunk_gap_timeout_s) + 1.0
+        connect_s = min(config.connect_timeout_s, backstop_s)
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=api_key,
-            max_retries=config.max_retries,
-            timeout=openai.Timeout(backstop_s, connect=min(CONNECT_TIMEOUT_S, backstop_s)),
+            max_retries=0,  # ours: bounded by first_token_timeout_s (see _open)
+            timeout=openai.Timeout(backstop_s, connect=connect_s),
         )
-        # Same connection pool, no retries: a warm-up is worth one try only.
-        self._probe_client = self._client.with_options(max_retries=0)
+        # Same connection pool: a warm-up is worth one try only.
+        self._probe_client = self._client
         self.warmer = ConnectionWarmer("llm", self._probe) if config.warm_connection else None
 
     def warm_up(self) -> None:
@@ -144,23 +148,24 @@ class ChatLlm:
         calls: ToolCallAccumulator,
         result: _Round,
     ) -> AsyncIterator[TextDelta]:
-        import openai
-
         request = build_request(
             self._config,
             conversation,
             self._tools.tools_param() if offer_tools else None,
             tool_choice,
         )
-        try:
-            stream = await self._client.chat.completions.create(**request)
-        except openai.OpenAIError as exc:
-            raise map_error(exc) from None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadlines = _Deadlines(
+            first=started + self._config.first_token_timeout_s,
+            end=started + self._config.request_timeout_s,
+        )
+        stream = await self._open(request, deadlines.first)
         text = io.StringIO()  # one growing buffer: a str per delta costs ~50 B each
         try:
             # The model's text as written: what is spoken of it is the reply pipeline's
             # business (agentd.tts.speakable), the history keeps only what was heard.
-            async for chunk in _with_deadlines(stream, self._config):
+            async for chunk in _with_deadlines(stream, self._config, deadlines):
                 for piece in _apply_chunk(chunk, calls, result):
                     if piece:
                         text.write(piece)
@@ -170,6 +175,47 @@ class ChatLlm:
         result.text = text.getvalue()
         if result.finish_reason is None:
             raise LlmError("stream ended without a finish_reason (reply cut off)")
+
+    async def _open(self, request: dict[str, Any], deadline: float) -> Any:
+        """The response stream, retrying retryable failures while `deadline` allows."""
+        import openai
+
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self._client.chat.completions.create(**request)
+            except TimeoutError:
+                raise LlmTimeout(
+                    f"no response within first_token_timeout_s="
+                    f"{self._config.first_token_timeout_s:g} ({attempt + 1} attempts)"
+                ) from None
+            except openai.OpenAIError as exc:
+                error = map_error(exc)
+            wait_s = retry_wait_s(error, attempt)
+            if not error.retryable or attempt >= self._config.max_retries:
+                raise error
+            if loop.time() + wait_s >= deadline:
+                log.warning(
+                    "llm: not retrying (%s): a wait of %.3g s does not fit "
+                    "first_token_timeout_s=%g",
+                    error,
+                    wait_s,
+                    self._config.first_token_timeout_s,
+                )
+                raise error
+            log.info("llm: retry %d in %.3g s after: %s", attempt + 1, wait_s, error)
+            await asyncio.sleep(wait_s)
+            attempt += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadlines:
+    """Event-loop times one streamed request must meet."""
+
+    first: float  # first text or tool call (request sent, retries included)
+    end: float  # the whole stream
 
 
 def build_request(
@@ -195,32 +241,45 @@ def build_request(
         "messages": [],
         "stream": True,
         "stream_options": {"include_usage": True},
-        "temperature": config.temperature,
-        "max_tokens": config.max_tokens,
+        # gpt-5/o-series refuse `max_tokens` and a non-default temperature (HTTP 400).
+        config.token_limit_param: config.max_tokens,
         "extra_body": extra,
     }
+    if config.temperature is not None:
+        request["temperature"] = config.temperature
     if tools:
         extra["tools"] = tools
         request["tool_choice"] = tool_choice
     return request
 
 
-async def _with_deadlines(stream: Any, config: LlmConfig) -> AsyncIterator[Any]:
-    """The stream's chunks; LlmTimeout if the first content or any later chunk is late."""
+async def _with_deadlines(
+    stream: Any, config: LlmConfig, deadlines: _Deadlines
+) -> AsyncIterator[Any]:
+    """The stream's chunks; LlmTimeout if first content, a later chunk or the end is late.
+
+    Only text or a tool call counts as the first token: a role-only or empty-`choices`
+    chunk (Azure's prompt-filter chunk) proves the server is alive, not that it answers.
+    A server that sends the whole reply in one chunk (Ollama with tools) meets the
+    first-token deadline with that chunk; what follows is only bound by the gap.
+    """
     import openai
 
     loop = asyncio.get_running_loop()
-    first_deadline = loop.time() + config.first_token_timeout_s
     iterator = stream.__aiter__()
     have_content = False
     while True:
-        deadline = loop.time() + config.chunk_gap_timeout_s if have_content else first_deadline
+        due = loop.time() + config.chunk_gap_timeout_s if have_content else deadlines.first
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(min(due, deadlines.end)):
                 chunk = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if loop.time() >= deadlines.end:
+                raise LlmTimeout(
+                    f"reply not finished within request_timeout_s={config.request_timeout_s:g}"
+                ) from None
             if have_content:
                 raise LlmTimeout(
                     f"no stream data for {config.chunk_gap_timeout_s:g} s mid-reply"
@@ -265,49 +324,3 @@ def _apply_chunk(chunk: Any, calls: ToolCallAccumulator, result: _Round) -> list
     except (ValueError, TypeError, AttributeError) as exc:
         raise LlmError(f"malformed stream chunk ({exc})") from None
     return pieces
-
-
-def map_error(exc: Exception) -> LlmError:
-    """The agentd error for an SDK exception; never includes the API key."""
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return LlmTimeout("request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return LlmError(f"cannot reach the server ({exc.__cause__ or exc})")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status == 429:
-            return LlmRateLimited(
-                f"rate limited (HTTP 429): {_short(exc)}",
-                retry_after_s=_retry_after_s(exc.response.headers),
-            )
-        if status in (401, 403):
-            # The provider's message may quote part of the key: do not repeat it.
-            return LlmError(f"credentials refused (HTTP {status})", retryable=False)
-        if 400 <= status < 500 and status not in (408, 409):
-            return LlmError(f"request rejected (HTTP {status}): {_short(exc)}", retryable=False)
-        return LlmError(f"server error (HTTP {status}): {_short(exc)}")
-    if isinstance(exc, openai.APIError):
-        return LlmError(f"error in stream: {_short(exc)}")
-    return LlmError(f"{type(exc).__name__}: {exc}")
-
-
-def _short(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message or exc)[:200]
-
-
-def _retry_after_s(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None

@@ -8,24 +8,47 @@ barge-in and duration checks downstream see what a real voice produces.
 
 Latency (`ttfb_ms`, `chunk_delay_ms`, `pace`) and faults (`.faults`) can be changed at
 any time, also while a request streams; every request is recorded in `.requests`.
+
+Provider behaviour (ElevenLabs help centre "API Error Code 400 or 401" and "429", the
+SDK's `text_to_speech/raw_client.py` docstrings): errors are
+`{"detail": {"status": code, "message": ...}}` except request validation (422), whose
+`detail` is FastAPI's list of `{type, loc, msg, input}`; a 429 is `system_busy` or
+`too_many_concurrent_requests`; an exhausted quota is 401 `quota_exceeded`, the same
+status as a wrong key. `pcm_44100` needs the Pro plan or above (SDK docstring); the
+refusal's shape is not documented: the emulator answers 403 `subscription_required`
+as third-party reports describe it (see docs/cloud-contract.md). Every response has a
+`request-id` header; the stitching fields a request carried are recorded so tests can
+check them on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
 
+from agentd.sim.elevenlabs_wire import (
+    NAMED_ERRORS,
+    PCM_RATES,
+    PRO_ONLY_RATES,
+    PRO_PLANS,
+    TtsRequestRecord,
+    body_issues,
+    error_response,
+    invalid,
+    issue,
+    pcm_rate,
+)
 from agentd.sim.emulator_http import peer, sleep_until
 from agentd.sim.speech import render_speech
 
-PCM_RATES = (16000, 22050, 24000, 44100)  # the pcm_* output formats ElevenLabs documents
+ErrorName = Literal["system_busy", "too_many_concurrent_requests", "quota_exceeded"]
 EMULATED_MODELS = (
     ("eleven_flash_v2_5", "Eleven Flash v2.5"),
     ("eleven_multilingual_v2", "Eleven Multilingual v2"),
@@ -45,6 +68,7 @@ class Faults:
     """
 
     status: int | None = None  # answer with this HTTP status and an ElevenLabs JSON error
+    error: ErrorName | None = None  # answer with this named ElevenLabs error instead
     retry_after_s: int | None = None  # Retry-After header sent with `status`
     stall_after_chunks: int | None = None  # send N chunks, then go silent (keep the socket)
     truncate_after_chunks: int | None = None  # send N chunks, then drop the connection
@@ -53,6 +77,7 @@ class Faults:
 
     def clear(self) -> None:
         self.status = None
+        self.error = None
         self.retry_after_s = None
         self.stall_after_chunks = None
         self.truncate_after_chunks = None
@@ -63,6 +88,7 @@ class Faults:
         """Snapshot for one request, counting down `remaining`."""
         snap = Faults(
             self.status,
+            self.error,
             self.retry_after_s,
             self.stall_after_chunks,
             self.truncate_after_chunks,
@@ -73,29 +99,6 @@ class Faults:
             if self.remaining <= 0:
                 self.clear()
         return snap
-
-
-@dataclass
-class TtsRequestRecord:
-    """One request as the emulator saw it (times are time.monotonic() seconds)."""
-
-    arrived_s: float
-    voice_id: str
-    output_format: str
-    text: str = ""
-    model_id: str | None = None
-    voice_settings: dict[str, Any] | None = None
-    previous_text: str | None = None
-    next_text: str | None = None
-    optimize_streaming_latency: str | None = None
-    status: int = 200
-    bytes_sent: int = 0
-    chunks_sent: int = 0
-    first_chunk_s: float | None = None  # when the first audio chunk was written
-    finished_s: float | None = None
-    completed: bool = False  # the whole body went out
-    disconnected: bool = False  # the client went away before the body was complete
-    peer: Any = None  # the client's (host, port): which connection carried it
 
 
 class ElevenLabsEmulator:
@@ -110,10 +113,12 @@ class ElevenLabsEmulator:
         chunk_delay_ms: float = 0.0,
         pace: float = 0.0,
         espeak_voice: str = "en-us",
+        plan: str = "creator",
         port: int = 0,
     ) -> None:
         self.port = port
         self.api_key = api_key
+        self.plan = plan  # the key's subscription: pcm_44100 needs one of PRO_PLANS
         self.ttfb_ms = ttfb_ms  # before the response headers and first chunk
         self.chunk_ms = chunk_ms  # audio per chunk
         self.chunk_delay_ms = chunk_delay_ms  # fixed gap between chunks
@@ -196,7 +201,7 @@ class ElevenLabsEmulator:
     async def _models(self, request: web.Request) -> web.Response:
         """GET /v1/models: the model list (clients use it to warm a connection)."""
         if request.headers.get("xi-api-key") != self.api_key:
-            return _error(401, "invalid_api_key", "Invalid API key")
+            return error_response(401, "invalid_api_key", "Invalid API key")
         self.model_listings.append(peer(request))
         return web.json_response(
             [
@@ -219,6 +224,7 @@ class ElevenLabsEmulator:
             output_format=output_format,
             optimize_streaming_latency=request.query.get("optimize_streaming_latency"),
             peer=peer(request),
+            request_id=uuid.uuid4().hex,
         )
         self.requests.append(record)
         try:
@@ -235,28 +241,13 @@ class ElevenLabsEmulator:
     async def _serve(
         self, request: web.Request, record: TtsRequestRecord, output_format: str
     ) -> web.StreamResponse:
-        if request.headers.get("xi-api-key") != self.api_key:
-            return _error(401, "invalid_api_key", "Invalid API key")
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "invalid_json", "Request body is not valid JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            return _error(422, "invalid_request", "Body must be a JSON object with 'text'")
-        record.text = body["text"]
-        record.model_id = body.get("model_id")
-        record.voice_settings = body.get("voice_settings")
-        record.previous_text = body.get("previous_text")
-        record.next_text = body.get("next_text")
-        self._notify()
-        rate_hz = _pcm_rate(output_format)
-        if rate_hz is None:
-            return _error(
-                422,
-                "unsupported_output_format",
-                f"emulator serves only pcm_{{{','.join(map(str, PCM_RATES))}}}, "
-                f"got output_format={output_format!r}",
-            )
+        refused = await self._refusal(request, record, output_format)
+        if refused is not None:
+            refused.headers["request-id"] = record.request_id
+            return refused
+        rate_hz = pcm_rate(output_format)
+        if rate_hz is None:  # unreachable: _refusal answered every other format
+            raise RuntimeError(f"no PCM rate in {output_format!r}")
         faults = self.faults._take()
         # Synthesis runs during the TTFB wait, which is timed from the request's arrival
         # (a real service's TTFB includes its own synthesis); slow renders still delay.
@@ -265,9 +256,12 @@ class ElevenLabsEmulator:
         )
         try:
             await sleep_until(record.arrived_s + self.ttfb_ms / 1000)
+            if faults.error is not None:
+                status, message = NAMED_ERRORS[faults.error]
+                return error_response(status, faults.error, message, faults.retry_after_s, record)
             if faults.status is not None:
-                return _error(
-                    faults.status, "injected_fault", "injected fault", faults.retry_after_s
+                return error_response(
+                    faults.status, "injected_fault", "injected fault", faults.retry_after_s, record
                 )
             if faults.malformed == "not_audio":
                 return web.Response(
@@ -280,6 +274,66 @@ class ElevenLabsEmulator:
             render.cancel()  # no-op once done; else the render's result is not wanted
         return await self._stream_pcm(request, record, faults, pcm, rate_hz)
 
+    async def _refusal(
+        self, request: web.Request, record: TtsRequestRecord, output_format: str
+    ) -> web.Response | None:
+        """Check key, body and format as the service does; the error response, if any."""
+        if request.headers.get("xi-api-key") != self.api_key:
+            return error_response(401, "invalid_api_key", "Invalid API key")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return error_response(400, "invalid_json", "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return invalid(
+                [
+                    issue(
+                        "model_attributes_type",
+                        ["body"],
+                        "Input should be a valid dictionary",
+                        body,
+                    )
+                ]
+            )
+        issues = body_issues(body)
+        if issues:
+            return invalid(issues)
+        record.text = body["text"]
+        record.model_id = body.get("model_id")
+        record.voice_settings = body.get("voice_settings")
+        record.previous_text = body.get("previous_text")
+        record.next_text = body.get("next_text")
+        record.previous_request_ids = body.get("previous_request_ids")
+        record.next_request_ids = body.get("next_request_ids")
+        self._notify()
+        rate_hz = pcm_rate(output_format)
+        if rate_hz is None:
+            if output_format.startswith("pcm_"):
+                allowed = ", ".join(f"'pcm_{r}'" for r in PCM_RATES)
+                return invalid(
+                    [
+                        issue(
+                            "enum",
+                            ["query", "output_format"],
+                            f"Input should be {allowed}",
+                            output_format,
+                        )
+                    ]
+                )
+            return error_response(
+                422,
+                "unsupported_output_format",
+                f"emulator serves only pcm_{{{','.join(map(str, PCM_RATES))}}}, "
+                f"got output_format={output_format!r}",
+            )
+        if rate_hz in PRO_ONLY_RATES and self.plan not in PRO_PLANS:
+            return error_response(
+                403,
+                "subscription_required",
+                f"Output format '{output_format}' is only available on the Pro tier and above",
+            )
+        return None
+
     async def _stream_pcm(
         self,
         request: web.Request,
@@ -288,7 +342,9 @@ class ElevenLabsEmulator:
         pcm: bytes,
         rate_hz: int,
     ) -> web.StreamResponse:
-        response = web.StreamResponse(status=200, headers={"Content-Type": "audio/pcm"})
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "audio/pcm", "request-id": record.request_id}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         step_s = (self.chunk_delay_ms + self.pace * self.chunk_ms) / 1000
@@ -319,13 +375,6 @@ def _drop(request: web.Request) -> None:
         request.transport.abort()
 
 
-def _pcm_rate(output_format: str) -> int | None:
-    codec, _, rate = output_format.partition("_")
-    if codec != "pcm" or not rate.isdigit() or int(rate) not in PCM_RATES:
-        return None
-    return int(rate)
-
-
 def _chunks(pcm: bytes, rate_hz: int, chunk_ms: int, malformed: str | None) -> Iterator[bytes]:
     size = max(_SAMPLE_BYTES, rate_hz * chunk_ms // 1000 * _SAMPLE_BYTES)
     if malformed == "odd_bytes":
@@ -333,10 +382,3 @@ def _chunks(pcm: bytes, rate_hz: int, chunk_ms: int, malformed: str | None) -> I
         pcm += b"\x00"
     for start in range(0, len(pcm), size):
         yield pcm[start : start + size]
-
-
-def _error(status: int, code: str, message: str, retry_after_s: int | None = None) -> web.Response:
-    """An error in ElevenLabs' shape: {"detail": {"status": ..., "message": ...}}."""
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
-    body = json.dumps({"detail": {"status": code, "message": message}})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)

@@ -9,13 +9,25 @@ Replies come from a Scenario (the turn whose `visitor` text equals the last user
 message: its tool call first, then after the tool result its `reply`) or else a generic
 echo. `faults` can be changed at any time, also while a request is streaming, to
 inject the failures a real provider produces. Every request is recorded.
+
+Provider behaviour beyond the happy path (`openai/_base_client.py`, `_constants.py`,
+`types/chat/chat_completion_chunk.py`, OpenAI's error-code guide):
+- `shape` reproduces reply layouts real servers produce: several tool calls in one
+  message (parallel tool calls, each its own `index`), text before the tool calls in
+  the same message, an empty-`choices` first chunk (Azure OpenAI's
+  `prompt_filter_results`), and the whole reply in a single chunk (Ollama's `/v1`
+  with tools before 0.8, which buffered the reply to parse tool calls).
+- gpt-5 and o-series model names reject `max_tokens` (400 `unsupported_parameter`)
+  and a temperature other than the default 1 (400 `unsupported_value`).
+- 429 comes in two kinds: `rate_limit_exceeded` (with `retry-after`; retryable) and
+  `insufficient_quota` (the account is out of credit: permanent).
+- Every response carries an `x-request-id` header, as OpenAI's do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 import time
 import uuid
@@ -24,6 +36,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentd.sim.emulator_http import peer, sleep_until
+from agentd.sim.openai_wire import (
+    QUOTA_MESSAGE,
+    RATE_LIMIT_MESSAGE,
+    call_head,
+    chunk_base,
+    error_response,
+    message_text,
+    model_refusal,
+    prompt_filter_chunk,
+    request_id,
+    split_tokens,
+    usage,
+)
+
+__all__ = ["Faults", "OpenAiEmulator", "RecordedRequest", "Shape", "split_tokens"]
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,7 +62,6 @@ CONTROL_GARBAGE = '\x00\x07\x1b[0m **bold** # <break time="1s"/> `code` '
 # Malformed tool arguments: JSON cut off mid-string, as a truncated model output looks.
 BAD_ARGUMENTS = '{"day": "tomor'
 ARGUMENT_FRAGMENT_CHARS = 7  # OpenAI streams arguments a few characters at a time
-WORD_PIECE_CHARS = 4  # long words are split like BPE tokens
 
 
 @dataclass
@@ -53,6 +79,7 @@ class Faults:
     control_chars: bool = False  # mix control characters and markup into the content
     bad_tool_arguments: bool = False  # tool call arguments are not valid JSON
     unknown_tool_name: str = ""  # call this (undeclared) tool instead of the scenario's
+    insufficient_quota: bool = False  # 429 `insufficient_quota` on every request (permanent)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
@@ -72,6 +99,17 @@ class Faults:
                     return None
                 self.status_times -= 1
             return self.status
+
+
+@dataclass
+class Shape:
+    """How replies are laid out on the wire; plain attributes, change them any time."""
+
+    # Further calls (name, arguments) in the same message as the scenario's tool call.
+    parallel_tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    text_before_tool_call: str = ""  # content streamed before the calls, same message
+    empty_first_chunk: bool = False  # a first chunk with `choices: []` (Azure OpenAI)
+    one_chunk: bool = False  # the whole reply (text, tool calls, finish) in one chunk
 
 
 @dataclass
@@ -99,8 +137,13 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class _Plan:
     text: str = ""
-    tool_name: str = ""
-    tool_arguments: str = ""
+    tool_calls: tuple[tuple[str, str], ...] = ()  # (name, arguments JSON) in order
+
+    @property
+    def pieces(self) -> int:
+        """Tokens generated: what the usage block counts and the pacing spends."""
+        arguments = sum(len(a) // ARGUMENT_FRAGMENT_CHARS + 1 for _, a in self.tool_calls)
+        return len(split_tokens(self.text)) + arguments
 
 
 class OpenAiEmulator:
@@ -123,6 +166,7 @@ class OpenAiEmulator:
         self.chunk_ms = chunk_ms
         self.model = model
         self.faults = Faults()
+        self.shape = Shape()
         self.requests: list[RecordedRequest] = []
         # (host, port) of the client for each GET /v1/models (clients warming a connection)
         self.model_listings: list[Any] = []
@@ -186,12 +230,12 @@ class OpenAiEmulator:
             record = RecordedRequest(time.monotonic(), body or {}, authorized, peer=peer(request))
             self.requests.append(record)
             if not authorized:
-                return _error(401, "Incorrect API key provided.", "invalid_api_key")
+                return error_response(401, "Incorrect API key provided.", "invalid_api_key")
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                return _error(400, "'messages' is a required property", "invalid_request")
-            status = self.faults.take_status()
-            if status is not None:
-                return self._status_fault(status)
+                return error_response(400, "'messages' is a required property", "invalid_request")
+            refusal = self._refusal(body)
+            if refusal is not None:
+                return refusal
             plan = self._plan(body)
             if not body.get("stream"):
                 await sleep_until(record.received_at + self.ttft_ms / 1000)
@@ -206,13 +250,29 @@ class OpenAiEmulator:
         from aiohttp import web
 
         if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
-            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+            return error_response(401, "Incorrect API key provided.", "invalid_api_key")
         self.model_listings.append(peer(request))
         model = {"id": self.model, "object": "model", "created": 0, "owned_by": "agentd-sim"}
         return web.json_response({"object": "list", "data": [model]})
 
-    def _status_fault(self, status: int) -> web.StreamResponse:
-        response = _error(status, f"emulated HTTP {status}", "emulated_fault")
+    def _refusal(self, body: dict[str, Any]) -> web.Response | None:
+        """The error a real server answers this request with, if any."""
+        if self.faults.insufficient_quota:
+            return error_response(
+                429, QUOTA_MESSAGE, "insufficient_quota", kind="insufficient_quota"
+            )
+        refused = model_refusal(body)
+        if refused is not None:
+            return refused
+        status = self.faults.take_status()
+        if status is None:
+            return None
+        if status == 429:
+            response = error_response(
+                429, RATE_LIMIT_MESSAGE, "rate_limit_exceeded", kind="requests"
+            )
+        else:
+            response = error_response(status, f"emulated HTTP {status}", "emulated_fault")
         if self.faults.retry_after_s is not None:
             response.headers["retry-after"] = f"{self.faults.retry_after_s:g}"
         return response
@@ -223,7 +283,11 @@ class OpenAiEmulator:
         from aiohttp import web
 
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "x-request-id": request_id(),
+            }
         )
         await response.prepare(request)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -232,9 +296,13 @@ class OpenAiEmulator:
             # relative sleeps, so timer slack does not add up over a reply and the
             # service time a benchmark subtracts is what the emulator really waited.
             first_at = record.received_at + self.ttft_ms / 1000
+            if self.shape.one_chunk:  # nothing leaves before the whole reply is generated
+                first_at += max(0, plan.pieces - 1) * self.chunk_ms / 1000
+            lead = self._lead()
             for index, event in enumerate(self._events(plan, body, include_usage)):
-                if index >= 1:
-                    await sleep_until(first_at + (index - 1) * self.chunk_ms / 1000)
+                if index >= lead:
+                    step = 0 if self.shape.one_chunk else index - lead
+                    await sleep_until(first_at + step * self.chunk_ms / 1000)
                 if not await self._send(request, response, record, index, event):
                     return response
             await response.write_eof()
@@ -281,7 +349,7 @@ class OpenAiEmulator:
     def _plan(self, body: dict[str, Any]) -> _Plan:
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-        user_text = _text(messages[last_user]) if last_user >= 0 else ""
+        user_text = message_text(messages[last_user]) if last_user >= 0 else ""
         tool_results = [m for m in messages[last_user + 1 :] if m.get("role") == "tool"]
         turn = self.scenario.reply_for(user_text) if self.scenario else None
         wants_tool = bool(turn and turn.tool) and not tool_results
@@ -289,13 +357,13 @@ class OpenAiEmulator:
             arguments = json.dumps(turn.tool_arguments)
             if self.faults.bad_tool_arguments:
                 arguments = BAD_ARGUMENTS
-            return _Plan(
-                tool_name=self.faults.unknown_tool_name or turn.tool, tool_arguments=arguments
-            )
+            calls = [(self.faults.unknown_tool_name or turn.tool, arguments)]
+            calls += [(name, json.dumps(args)) for name, args in self.shape.parallel_tool_calls]
+            return _Plan(text=self.shape.text_before_tool_call, tool_calls=tuple(calls))
         if turn is not None and turn.reply:
             text = turn.reply
         elif tool_results:
-            text = f"I checked that for you: {_text(tool_results[-1])[:120]}"
+            text = f"I checked that for you: {message_text(tool_results[-1])[:120]}"
         else:
             text = f"You said: {user_text}. How can I help?" if user_text else "Hello!"
         if self.faults.empty_reply:
@@ -308,41 +376,45 @@ class OpenAiEmulator:
             text = CONTROL_GARBAGE + text
         return _Plan(text=text)
 
+    def _lead(self) -> int:
+        """How many of a reply's first events leave at once (the rest are paced)."""
+        if self.shape.one_chunk:
+            return 0  # everything waits for the whole generation
+        return 2 if self.shape.empty_first_chunk else 1  # [filter chunk,] role chunk
+
     def _events(self, plan: _Plan, body: dict[str, Any], include_usage: bool) -> Iterator[str]:
-        """The SSE data payloads of one streamed reply, [DONE] last."""
-        base = {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": str(body.get("model") or self.model),
-            "system_fingerprint": "fp_emulator",
-        }
+        """The SSE data payloads of one streamed reply, [DONE] last (lazily: a huge
+        reply must not sit in memory, the fuzz tests measure the client's)."""
+        base = chunk_base(body, self.model)
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
             return json.dumps({**base, "choices": [choice]})
 
-        yield chunk({"role": "assistant", "content": "", "refusal": None})
-        pieces = 0
-        if plan.tool_name:
-            call = {"index": 0, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function"}
-            yield chunk(
-                {"tool_calls": [{**call, "function": {"name": plan.tool_name, "arguments": ""}}]}
-            )
-            for start in range(0, len(plan.tool_arguments), ARGUMENT_FRAGMENT_CHARS):
-                fragment = plan.tool_arguments[start : start + ARGUMENT_FRAGMENT_CHARS]
-                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
-                pieces += 1
-            finish = "tool_calls"
+        if self.shape.empty_first_chunk:
+            yield prompt_filter_chunk()
+        finish = "tool_calls" if plan.tool_calls else "stop"
+        if self.shape.one_chunk:
+            delta: dict[str, Any] = {"role": "assistant", "content": plan.text}
+            if plan.tool_calls:
+                delta["tool_calls"] = [
+                    {**call_head(i), "function": {"name": name, "arguments": arguments}}
+                    for i, (name, arguments) in enumerate(plan.tool_calls)
+                ]
+            yield chunk(delta, finish)
         else:
+            yield chunk({"role": "assistant", "content": "", "refusal": None})
             for piece in split_tokens(plan.text):
                 yield chunk({"content": piece})
-                pieces += 1
-            finish = "stop"
-        yield chunk({}, finish)
+            for i, (name, arguments) in enumerate(plan.tool_calls):
+                head = {**call_head(i), "function": {"name": name, "arguments": ""}}
+                yield chunk({"tool_calls": [head]})
+                for start in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS):
+                    fragment = arguments[start : start + ARGUMENT_FRAGMENT_CHARS]
+                    yield chunk({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]})
+            yield chunk({}, finish)
         if include_usage:
-            usage = _usage(body, pieces)
-            yield json.dumps({**base, "choices": [], "usage": usage})
+            yield json.dumps({**base, "choices": [], "usage": usage(body, plan.pieces)})
         yield "[DONE]"
 
     def _completion(self, plan: _Plan, body: dict[str, Any]) -> dict[str, Any]:
@@ -352,16 +424,16 @@ class OpenAiEmulator:
             "refusal": None,
         }
         finish = "stop"
-        if plan.tool_name:
+        if plan.tool_calls:
             message["tool_calls"] = [
                 {
-                    "id": f"call_{uuid.uuid4().hex[:24]}",
+                    "id": call_head(i)["id"],
                     "type": "function",
-                    "function": {"name": plan.tool_name, "arguments": plan.tool_arguments},
+                    "function": {"name": name, "arguments": arguments},
                 }
+                for i, (name, arguments) in enumerate(plan.tool_calls)
             ]
             finish = "tool_calls"
-        pieces = len(split_tokens(plan.text)) + len(plan.tool_arguments) // ARGUMENT_FRAGMENT_CHARS
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -370,40 +442,5 @@ class OpenAiEmulator:
             "choices": [
                 {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
             ],
-            "usage": _usage(body, pieces),
+            "usage": usage(body, plan.pieces),
         }
-
-
-def split_tokens(text: str) -> list[str]:
-    """Token-like pieces: words with their leading space, long words cut in 4s."""
-    pieces: list[str] = []
-    for word in re.findall(r"\s*\S+|\s+$", text):
-        pieces.extend(
-            word[i : i + WORD_PIECE_CHARS + 1] for i in range(0, len(word), WORD_PIECE_CHARS + 1)
-        )
-    return pieces
-
-
-def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
-
-
-def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    # ~4 characters per token is OpenAI's own rule of thumb for English.
-    prompt = sum(len(_text(m)) for m in body.get("messages", []) if isinstance(m, dict)) // 4
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt + completion_tokens,
-    }
-
-
-def _error(status: int, message: str, code: str) -> web.Response:
-    from aiohttp import web
-
-    kind = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
-    error = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return web.json_response(error, status=status)

@@ -165,18 +165,15 @@ discovery = false
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=extra)
     try:
         await kiosk.start()
-        await kiosk.wait_for(
-            lambda: kiosk.service.reporting.links["mqtt"] is LinkState.CONNECTED, 10
-        )
+        links = kiosk.service.reporting.links
+        await kiosk.wait_for(lambda: links["mqtt"] is LinkState.CONNECTED, 10)
         # The watcher's persistent session is on the broker's disk (autosave after it).
         await kiosk.wait_for(lambda: _session_saved(broker, "metrics-watch"), 10)
         broker.kill()
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 2, 40)  # answered while away
         await asyncio.to_thread(broker.restart)
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 3, 40)
-        await kiosk.wait_for(
-            lambda: kiosk.service.reporting.links["mqtt"] is LinkState.CONNECTED, 15
-        )
+        await kiosk.wait_for(lambda: links["mqtt"] is LinkState.CONNECTED, 15)
         # Until the watcher has every turn's metrics (or the wait times out; asserted below).
         turn_ids = {t.turn_id for t in kiosk.observed.turns}
         await kiosk.wait_for(lambda: turn_ids <= _turn_ids(lines.lines), 15)

@@ -91,7 +91,11 @@ CASES = [
     Case("llm stalled", _llm(stall_after_chunks=2), "llm_timeout", "llm", ("fallback",)),
     Case("llm malformed chunk", _llm(malformed_after_chunks=2), "llm", "llm", ("fallback",)),
     Case("llm empty reply", _llm(empty_reply=True), "", "llm", ("empty",)),
-    Case("tts 503", _tts(status=503, remaining=1), "tts", "tts", ("fallback",)),
+    Case("llm out of credit", _llm(insufficient_quota=True), "llm_quota", "llm", ("fallback",)),
+    # One 5xx / system_busy is retried inside the first-byte budget; two are not.
+    Case("tts 503", _tts(status=503, remaining=2), "tts", "tts", ("fallback",)),
+    Case("tts busy once", _tts(error="system_busy", remaining=1), "", "tts", ("ok",), False),
+    Case("tts quota", _tts(error="quota_exceeded", remaining=1), "tts_quota", "tts", ("fallback",)),
     Case(
         "tts stalled", _tts(stall_after_chunks=1, remaining=1), "tts_timeout", "tts", ("fallback",)
     ),

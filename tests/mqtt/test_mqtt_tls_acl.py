@@ -27,7 +27,7 @@ from tests.mqtt.conftest import (
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = f"agentd/{DEVICE_ID}"
-# The README's ACL: a device writes only its own subtree (and its HA discovery configs),
+# The ACL in docs/mqtt.md: a device writes only its own subtree (and its HA discovery configs),
 # reads its commands; operators read everything and may send commands.
 ACL = """\
 user operator

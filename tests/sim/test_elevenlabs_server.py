@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 from agentd.sim.background import running_in_thread
@@ -68,7 +71,7 @@ async def test_missing_or_wrong_key_is_401_json(emu: ElevenLabsEmulator, key: st
 
 
 async def test_mp3_and_unknown_formats_are_422_with_a_reason(emu: ElevenLabsEmulator) -> None:
-    for fmt in ("mp3_44100_128", "pcm_48000", "wav"):
+    for fmt in ("mp3_44100_128", "pcm_12000", "wav"):
         status, _, chunks = await post(emu, fmt=fmt)
         assert status == 422
         assert fmt.encode() in b"".join(chunks)
@@ -145,3 +148,99 @@ def test_thread_runner_serves_the_sync_sdk() -> None:
         assert len(pcm) == emu.requests[-1].bytes_sent > 24000
         client._client_wrapper.httpx_client.httpx_client.close()
     assert threading.active_count() == before, "emulator thread joined"
+
+
+# --- provider behaviour through the official async SDK ------------------------------
+
+
+@pytest.fixture
+async def sdk(emu: ElevenLabsEmulator) -> AsyncIterator[Any]:
+    from elevenlabs.client import AsyncElevenLabs
+
+    async with httpx.AsyncClient() as http:
+        yield AsyncElevenLabs(api_key=KEY, base_url=emu.base_url, httpx_client=http)
+
+
+async def sdk_stream(sdk: Any, fmt: str = "pcm_16000", **body: Any) -> tuple[dict[str, str], bytes]:
+    """(response headers, audio) of one streamed clause."""
+    call = sdk.text_to_speech.with_raw_response.stream(
+        "v1", text=body.pop("text", "Good morning."), output_format=fmt, **body
+    )
+    async with call as response:
+        audio = b"".join([chunk async for chunk in response.data])
+        return dict(response.headers), audio
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 16000, 22050, 24000, 32000, 44100, 48000])
+async def test_every_pcm_rate_streams_the_same_speech(
+    emu: ElevenLabsEmulator, sdk: Any, rate_hz: int
+) -> None:
+    emu.plan = "pro"
+    _, audio = await sdk_stream(sdk, f"pcm_{rate_hz}")
+    _, reference = await sdk_stream(sdk, "pcm_16000")
+    seconds, reference_s = len(audio) / 2 / rate_hz, len(reference) / 2 / 16000
+    assert abs(seconds - reference_s) < 0.02 and seconds > 0.4
+
+
+async def test_pcm_44100_needs_a_pro_plan(emu: ElevenLabsEmulator, sdk: Any) -> None:
+    from elevenlabs.core.api_error import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        await sdk_stream(sdk, "pcm_44100")
+    assert caught.value.status_code == 403
+    assert caught.value.body["detail"]["status"] == "subscription_required"
+    assert "Pro tier" in caught.value.body["detail"]["message"]
+    emu.plan = "pro"
+    _, audio = await sdk_stream(sdk, "pcm_44100")
+    assert len(audio) > 44100
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [("system_busy", 429), ("too_many_concurrent_requests", 429), ("quota_exceeded", 401)],
+)
+async def test_named_errors_have_the_documented_shape(
+    emu: ElevenLabsEmulator, sdk: Any, error: str, status: int
+) -> None:
+    from elevenlabs.core.api_error import ApiError
+
+    emu.faults.error, emu.faults.remaining = error, 1  # type: ignore[assignment]
+    with pytest.raises(ApiError) as caught:
+        await sdk_stream(sdk)
+    assert caught.value.status_code == status
+    detail = caught.value.body["detail"]
+    assert detail["status"] == error and detail["message"]
+    assert caught.value.headers["request-id"] == emu.requests[-1].request_id
+    _, audio = await sdk_stream(sdk)  # the fault was for one request only
+    assert audio
+
+
+async def test_validation_errors_are_list_shaped_422(emu: ElevenLabsEmulator, sdk: Any) -> None:
+    from elevenlabs.errors import UnprocessableEntityError
+
+    with pytest.raises(UnprocessableEntityError) as caught:
+        await sdk_stream(sdk, previous_request_ids=["a", "b", "c", "d"])
+    (issue,) = caught.value.body["detail"]
+    assert issue["loc"] == ["body", "previous_request_ids"] and issue["type"] == "too_long"
+    status, _, chunks = await post(emu, body={"model_id": "eleven_flash_v2_5"})
+    detail = json.loads(b"".join(chunks))["detail"]
+    assert status == 422 and detail[0]["loc"] == ["body", "text"]
+    assert detail[0]["type"] == "missing"
+
+
+async def test_request_ids_and_stitching_fields_on_the_wire(
+    emu: ElevenLabsEmulator, sdk: Any
+) -> None:
+    first, _ = await sdk_stream(sdk, text="First part.")
+    second, _ = await sdk_stream(
+        sdk,
+        text="Second part.",
+        previous_request_ids=[first["request-id"]],
+        next_text="Third part.",
+    )
+    assert first["request-id"] != second["request-id"]
+    assert [r.request_id for r in emu.requests] == [first["request-id"], second["request-id"]]
+    rec = emu.requests[-1]
+    assert rec.previous_request_ids == [first["request-id"]]
+    assert rec.next_text == "Third part." and rec.next_request_ids is None
+    assert rec.previous_text is None

@@ -219,3 +219,123 @@ def test_split_tokens_round_trips() -> None:
     pieces = split_tokens(text)
     assert "".join(pieces) == text
     assert max(len(p) for p in pieces) <= 5
+
+
+# --- provider behaviour beyond the happy path, through the official SDK ---------------
+
+
+async def _sdk_stream(emu: OpenAiEmulator, text: str, **extra: Any) -> list[Any]:
+    client = openai.AsyncOpenAI(base_url=emu.base_url, api_key="test", max_retries=0)
+    try:
+        stream = await client.chat.completions.create(
+            model=extra.pop("model", "m"),
+            messages=[{"role": "user", "content": text}],
+            stream=True,
+            **extra,
+        )
+        return [chunk async for chunk in stream]
+    finally:
+        await client.close()
+
+
+def _calls_by_index(chunks: list[Any]) -> dict[int, dict[str, str]]:
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            for frag in choice.delta.tool_calls or []:
+                call = calls.setdefault(frag.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] += frag.id or ""
+                if frag.function is not None:
+                    call["name"] += frag.function.name or ""
+                    call["arguments"] += frag.function.arguments or ""
+    return calls
+
+
+async def test_parallel_tool_calls_and_text_in_one_message(emulator: OpenAiEmulator) -> None:
+    emulator.shape.parallel_tool_calls = [("call_staff", {"reason": "a visitor"})]
+    emulator.shape.text_before_tool_call = "Let me check that."
+    chunks = await _sdk_stream(emulator, "Open tomorrow?")
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Let me check that."
+    calls = _calls_by_index(chunks)
+    assert [calls[i]["name"] for i in sorted(calls)] == ["opening_hours", "call_staff"]
+    assert len({c["id"] for c in calls.values()}) == 2
+    assert json.loads(calls[1]["arguments"]) == {"reason": "a visitor"}
+    assert json.loads(calls[0]["arguments"])["day"] == "tomorrow"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "tool_calls" and finishes.count("tool_calls") == 1
+
+
+async def test_empty_choices_first_chunk(emulator: OpenAiEmulator) -> None:
+    emulator.shape.empty_first_chunk = True
+    chunks = await _sdk_stream(emulator, "Hi there")
+    assert chunks[0].choices == []
+    assert chunks[0].model_extra["prompt_filter_results"][0]["prompt_index"] == 0
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello, welcome to the front desk."
+
+
+async def test_one_chunk_reply_with_tools_waits_for_the_whole_generation(
+    emulator: OpenAiEmulator,
+) -> None:
+    """Ollama with tools: text, every call and the finish reason in one chunk, late."""
+    emulator.shape.one_chunk = True
+    emulator.shape.parallel_tool_calls = [("call_staff", {"reason": "x"})]
+    emulator.ttft_ms, emulator.chunk_ms = 20.0, 10.0
+    chunks = await _sdk_stream(emulator, "Open tomorrow?", stream_options={"include_usage": True})
+    with_choices = [c for c in chunks if c.choices]
+    assert len(with_choices) == 1
+    choice = with_choices[0].choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.delta.role == "assistant"
+    assert [t.function.name for t in choice.delta.tool_calls] == ["opening_hours", "call_staff"]
+    tokens = chunks[-1].usage.completion_tokens
+    assert tokens > 5
+    record = emulator.requests[-1]
+    generation_ms = 20.0 + 10.0 * (tokens - 1)  # the paced stream would have ended here
+    assert record.sent_at[0] - record.received_at >= generation_ms / 1000 - 1e-6
+    words = await _sdk_stream(emulator, "Hi there")
+    assert [c.choices[0].delta.content for c in words if c.choices] == [
+        "Hello, welcome to the front desk."
+    ]
+
+
+async def test_429_rate_limit_with_retry_after(emulator: OpenAiEmulator) -> None:
+    emulator.faults.status, emulator.faults.retry_after_s = 429, 120
+    with pytest.raises(openai.RateLimitError) as caught:
+        await _sdk_stream(emulator, "Hi there")
+    assert caught.value.code == "rate_limit_exceeded"
+    assert caught.value.response.headers["retry-after"] == "120"
+    assert caught.value.response.headers["x-request-id"].startswith("req_")
+
+
+async def test_429_insufficient_quota_is_its_own_code(emulator: OpenAiEmulator) -> None:
+    emulator.faults.insufficient_quota = True
+    with pytest.raises(openai.RateLimitError) as caught:
+        await _sdk_stream(emulator, "Hi there")
+    assert caught.value.code == "insufficient_quota"
+    assert caught.value.type == "insufficient_quota"
+    assert "retry-after" not in caught.value.response.headers
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini", "o1", "o3-mini", "o4-mini-2025-04-16"])
+async def test_reasoning_models_reject_max_tokens_and_temperature(
+    emulator: OpenAiEmulator, model: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await _sdk_stream(emulator, "Hi there", model=model, max_tokens=50)
+    assert caught.value.code == "unsupported_parameter" and caught.value.param == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as caught:
+        await _sdk_stream(emulator, "Hi there", model=model, temperature=0.6)
+    assert caught.value.code == "unsupported_value" and caught.value.param == "temperature"
+    ok = await _sdk_stream(
+        emulator, "Hi there", model=model, max_completion_tokens=50, temperature=1
+    )
+    assert ok[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4.1", "llama3.1:8b", "o"])
+async def test_other_models_take_max_tokens_and_temperature(
+    emulator: OpenAiEmulator, model: str
+) -> None:
+    chunks = await _sdk_stream(emulator, "Hi there", model=model, max_tokens=50, temperature=0.2)
+    assert chunks[-1].choices[0].finish_reason == "stop"

@@ -38,10 +38,11 @@ async def collect(tts: ElevenLabsTts, text: str, **kwargs: str) -> list[bytes]:
     return chunks
 
 
-@pytest.mark.parametrize("rate_hz", [16000, 22050, 24000, 44100])
+@pytest.mark.parametrize("rate_hz", [8000, 16000, 22050, 24000, 32000, 44100, 48000])
 async def test_stream_is_speech_at_the_requested_rate(
     emulator: ElevenLabsEmulator, make_tts: MakeTts, rate_hz: int
 ) -> None:
+    emulator.plan = "pro"  # pcm_44100 needs it
     chunks = await collect(make_tts(rate_hz), SENTENCE)
     pcm = b"".join(chunks)
 
@@ -241,8 +242,8 @@ async def test_warm_up_failure_is_silent_and_can_be_switched_off(
 
 
 def test_unsupported_rate_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"audio\.playback\.rate_hz.*48000"):
-        ElevenLabsTts(TtsConfig(), API_KEY, 48000)
+    with pytest.raises(ConfigError, match=r"audio\.playback\.rate_hz.*11025"):
+        ElevenLabsTts(TtsConfig(), API_KEY, 11025)
 
 
 def test_empty_api_key_is_a_secret_error() -> None:
