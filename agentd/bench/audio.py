@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 tally.missed + tally.early == 0,
             ),
         ]
+    checks += _confirmation_checks()
     for coupling in COUPLINGS_DB:
         ok = coupling > -10.0 or false_by[coupling] == 0
         label = f"false barge-ins / pauses at {coupling:+.0f} dB"
@@ -390,6 +391,24 @@ def main(argv: list[str] | None = None) -> int:
     path = "linear" if args.linear else "nonlinear (soft clip, +-1 dB wobble)"
     print(f"(echo path: reverberant, {path}; {time.monotonic() - started:.1f} s)")
     return 0 if all(ok for _, _, ok in checks) else 1
+
+
+def _confirmation_checks() -> list[tuple[str, str, bool]]:
+    """Barge-in confirmation by words with u3-rt-pro's cadence (issue 13).
+
+    A held reply resumes after barge_in.resume_after_false_s without words, so the first
+    partial must come well inside it, or every real interruption resumes the reply.
+    """
+    import asyncio
+
+    from agentd.sim.assemblyai_confirm import measure
+
+    times = asyncio.run(measure())
+    limit_ms = BargeInConfig().resume_after_false_s * 1000
+    return [
+        ("confirmation by words, u3-rt-pro p50 (ms)", f"{statistics.median(times):.0f}", True),
+        ("confirmation by words, u3-rt-pro max (ms)", f"{max(times):.0f}", max(times) < limit_ms),
+    ]
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -1,20 +1,21 @@
 """A local emulator of AssemblyAI Streaming v3 for tests and the offline demo.
 
 Speaks the wire protocol the official SDK (`assemblyai.streaming.v3`, 1.8.x) expects:
-`GET /v3/ws?sample_rate=..&encoding=pcm_s16le&format_turns=..` with an `Authorization`
-header; server sends `Begin`, partial `Turn`s while speech arrives, an `end_of_turn`
-Turn, and (with format_turns) a formatted Turn; `Terminate` -> `Termination`;
-`ForceEndpoint` ends the turn at once; `KeepAlive` is accepted.
+`GET /v3/ws?sample_rate=..&encoding=pcm_s16le&speech_model=..` with an `Authorization`
+header; the server sends `Begin`, `SpeechStarted`, partial and end-of-turn `Turn`s as
+the session's model family does (agentd.sim.assemblyai_turns); `ForceEndpoint` ends the
+turn at once (an empty end-of-turn Turn when nothing was said); `Terminate` ->
+`Termination` (with audio and session duration) then close 1000; `KeepAlive` is
+accepted. Errors are an `Error` frame with `error_code`, then a close with that code:
+1008 for a wrong key, 3006 for more than 100 keyterms, 3007 when audio arrives faster
+than real time beyond RATE_TOLERANCE_MS, 3005 (or any code) as an injected fault.
 
-It does its own endpointing on the PCM it receives (webrtcvad + an energy floor, on
-*audio* time, like the real service: no audio, no endpoint), and takes transcript
-texts from a list or a Scenario: the k-th endpointed utterance (counted across
-sessions, so a dropped, unfinished utterance keeps its text) gets text k.
-
-Faults are plain attributes/methods, safe to change while running. Every session
-records the audio it received and timestamped events so tests can prove nothing was
-lost across reconnects. Run it in the test's loop (`await start()`) or in a thread
-with its own loop (`with running_in_thread(emu): ...`, agentd.sim.background).
+Transcript texts come from a list or a Scenario: the k-th endpointed utterance
+(counted across sessions, so a dropped, unfinished utterance keeps its text) gets
+text k. Faults are plain attributes/methods, safe to change while running. Every
+session records the audio it received and timestamped events so tests can prove
+nothing was lost across reconnects. Run it in the test's loop (`await start()`) or in a
+thread with its own loop (`with running_in_thread(emu): ...`, agentd.sim.background).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -32,109 +32,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from agentd.audio import dsp
+from agentd.sim.assemblyai_turns import (
+    MAX_KEYTERM_CHARS,
+    MAX_KEYTERMS,
+    Endpointer,
+    TurnParams,
+    turn_message,
+)
 from agentd.sim.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
-# Close codes the real service uses (assemblyai/streaming/v3/models.py RealTimeErrorCodes).
+# Close codes of v3 (protocols.md; assemblyai/streaming/v3/models.py RealTimeErrorCodes):
+# 1008 for credentials/account, 3005-3009 for the rest, 1000 after a Termination.
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_SERVER_ERROR = 3005
-CLOSE_NOT_AUTHORIZED = 4001
-AUTH_MODES = ("close_1008", "close_4001", "http_401")
-# webrtcvad accepts 10/20/30 ms frames at 8/16/32/48 kHz. 10 ms divides every chunk a
-# client sends (50 ms, or a zero-padded flush), so a chunk's last frame is judged when
-# it arrives, not when the next chunk completes it: the speech end the emulator "hears"
-# is the arrival of the client's audio, and the final latency is timed from there.
-_FRAME_MS = 10
-_SPEECH_START_MS = 60  # voiced run that counts as speech (ignores clicks)
-_ENERGY_FLOOR_DB = -42.0  # below this a frame is silence, whatever the VAD says
-_MS_PER_WORD = 360  # espeak-ng at 165 wpm
-
-
-class Endpointer:
-    """Server-side turn detection on audio time: speech start, partial cadence, endpoint."""
-
-    def __init__(
-        self,
-        rate_hz: int,
-        *,
-        min_silence_ms: int,
-        max_silence_ms: int,
-        threshold: float,
-        confidence: float,
-        partial_interval_ms: int,
-    ) -> None:
-        self.rate_hz = rate_hz
-        self.min_silence_ms = min_silence_ms
-        self.max_silence_ms = max(max_silence_ms, min_silence_ms)
-        self.confident = confidence >= threshold
-        self.partial_interval_ms = partial_interval_ms
-        self.ms_per_word = _MS_PER_WORD
-        self.speaking = False
-        self.speech_start_ms = 0.0
-        self.audio_ms = 0.0
-        self.last_voiced_at = 0.0  # time.monotonic() when the last voiced frame arrived
-        self._frame_bytes = rate_hz * _FRAME_MS // 1000 * 2
-        self._pending = bytearray()
-        self._voiced_run_ms = 0.0
-        self._silence_ms = 0.0
-        self._since_partial_ms = 0.0
-        self._vad: Any = None
-        if rate_hz in (8000, 16000, 32000, 48000):
-            import webrtcvad
-
-            self._vad = webrtcvad.Vad(2)
-
-    def feed(self, pcm: bytes) -> list[tuple[str, Any]]:
-        self._pending.extend(pcm)
-        out: list[tuple[str, Any]] = []
-        while len(self._pending) >= self._frame_bytes:
-            frame = bytes(self._pending[: self._frame_bytes])
-            del self._pending[: self._frame_bytes]
-            self.audio_ms += _FRAME_MS
-            out.extend(self._frame(frame, self._voiced(frame)))
-        return out
-
-    def _frame(self, frame: bytes, voiced: bool) -> list[tuple[str, Any]]:
-        if not self.speaking:
-            self._voiced_run_ms = self._voiced_run_ms + _FRAME_MS if voiced else 0.0
-            if self._voiced_run_ms < _SPEECH_START_MS:
-                return []
-            self.speaking = True
-            self.speech_start_ms = self.audio_ms - self._voiced_run_ms
-            self._silence_ms = self._since_partial_ms = 0.0
-            return [("speech_started", int(self.speech_start_ms))]
-        self._silence_ms = 0.0 if voiced else self._silence_ms + _FRAME_MS
-        if voiced:
-            self.last_voiced_at = time.monotonic()
-        limit = self.min_silence_ms if self.confident else self.max_silence_ms
-        if self._silence_ms >= limit:
-            self.reset()
-            return [("endpoint", None)]
-        self._since_partial_ms += _FRAME_MS
-        if voiced and self._since_partial_ms >= self.partial_interval_ms:
-            self._since_partial_ms = 0.0
-            return [("partial", None)]
-        return []
-
-    def _voiced(self, frame: bytes) -> bool:
-        # C-speed energy: this runs in the daemon's process during benchmarks, and a
-        # pure-Python loop here would show up as GIL contention in the daemon's figures.
-        mean_sq = dsp.mean_square(frame)
-        if 10 * math.log10(mean_sq / 32768.0**2 + 1e-12) < _ENERGY_FLOOR_DB:
-            return False
-        return self._vad is None or bool(self._vad.is_speech(frame, self.rate_hz))
-
-    def words_heard(self, total: int) -> int:
-        """How many words a partial shows: grows with speech time, never the whole turn."""
-        heard = int((self.audio_ms - self.speech_start_ms) / self.ms_per_word) + 1
-        return max(0, min(total - 1, heard))
-
-    def reset(self) -> None:
-        self.speaking = False
-        self._voiced_run_ms = self._silence_ms = 0.0
+CLOSE_INPUT_INVALID = 3006
+CLOSE_RATE_EXCEEDED = 3007
+CLOSE_SESSION_EXPIRED = 3008
+CLOSE_TOO_MANY_SESSIONS = 3009
+AUTH_MODES = ("close_1008", "http_401")
+# How far the audio received may run ahead of the wall-clock time since the session
+# opened before a 3007. Unpublished by AssemblyAI; ours is 2000 ms (a third-party report,
+# pigeonai-org/ViDove PR 3, saw the real limit near 310 s: ours is much stricter).
+RATE_TOLERANCE_MS = 2000
 
 
 @dataclass
@@ -149,6 +71,9 @@ class SessionRecord:
     chunk_ms: list[float] = field(default_factory=list)
     events: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     closed: bool = False
+    opened_at: float = field(default_factory=time.monotonic)
+    keyterms: list[str] = field(default_factory=list)  # the terms the session uses
+    sent: list[dict[str, Any]] = field(default_factory=list)  # every JSON message sent
 
     def kinds(self) -> list[str]:
         return [kind for _, kind, _ in self.events]
@@ -165,7 +90,7 @@ class _Live:
     session: SessionRecord
     ep: Endpointer
     rate: int
-    format_turns: bool
+    params: TurnParams
     turn_order: int = 0
     finals: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -203,7 +128,11 @@ class AssemblyAiEmulator:
         self.refuse_remaining = 0  # refuse this many more connections (-1: all)
         self.auth_mode = "close_1008"  # how a wrong key is refused, one of AUTH_MODES
         self.drop_after_audio_ms = 0  # one-shot: abort TCP after N ms of session audio
-        self.error_after_audio_ms = 0  # one-shot: Error message + close 3005
+        self.error_after_audio_ms = 0  # one-shot: Error frame + close `error_code`
+        self.error_code = CLOSE_SERVER_ERROR  # 3005-3009 (1008: an account problem)
+        self.close_after_audio_ms = 0  # one-shot: close 1000 WITHOUT a Termination
+        self.format_delay_ms = 120  # Universal: the formatted copy follows this much later
+        self.rate_tolerance_ms = RATE_TOLERANCE_MS  # audio ahead of wall clock -> 3007
         self.stalled = False  # read everything, answer nothing
         self._port = port
         self._server: Any = None
@@ -309,26 +238,33 @@ class AssemblyAiEmulator:
 
     async def _serve_session(self, ws: Any, session: SessionRecord) -> None:
         if not session.authorized:
-            code = CLOSE_NOT_AUTHORIZED if self.auth_mode == "close_4001" else CLOSE_POLICY
-            self._record(session, "auth_refused", code=code)
-            await ws.close(code, "Invalid API key")
+            self._record(session, "auth_refused", code=CLOSE_POLICY)
+            await self._error(ws, session, CLOSE_POLICY, "Invalid API key")
             return
         params = session.params
         try:
             rate = int(params["sample_rate"])
         except (KeyError, ValueError):
-            await ws.close(4000, "Sample rate must be a positive integer")
+            await self._error(ws, session, CLOSE_INPUT_INVALID, "Invalid sample_rate")
             return
+        keyterms = _keyterms(params.get("keyterms_prompt", ""))
+        if len(keyterms) > MAX_KEYTERMS:
+            message = f"keyterms_prompt: at most {MAX_KEYTERMS} terms, got {len(keyterms)}"
+            await self._error(ws, session, CLOSE_INPUT_INVALID, message)
+            return
+        session.keyterms = [t for t in keyterms if len(t) <= MAX_KEYTERM_CHARS]
+        turn_params = TurnParams.from_query(params)
         ep = Endpointer(
             rate,
-            min_silence_ms=int(params.get("min_turn_silence", 400)),
-            max_silence_ms=int(params.get("max_turn_silence", 1280)),
-            threshold=float(params.get("end_of_turn_confidence_threshold", 0.4)),
+            turn_params,
             confidence=self.eot_confidence,
             partial_interval_ms=self.partial_interval_ms,
         )
-        live = _Live(ws, session, ep, rate, params.get("format_turns", "").lower() == "true")
-        await ws.send(json.dumps({"type": "Begin", "id": session.id, "expires_at": 2e9}))
+        live = _Live(ws, session, ep, rate, turn_params)
+        ep.text = self._text()
+        session.opened_at = time.monotonic()
+        begin = {"type": "Begin", "id": session.id, "expires_at": int(time.time()) + 3600}
+        await _send(ws, session, begin)
         try:
             async for message in ws:
                 if isinstance(message, bytes):
@@ -340,6 +276,12 @@ class AssemblyAiEmulator:
             for task in live.finals:
                 task.cancel()
 
+    async def _error(self, ws: Any, session: SessionRecord, code: int, message: str) -> None:
+        """The service's way to fail a session: an Error frame, then a close with the code."""
+        self._record(session, "error", code=code, message=message)
+        await _send(ws, session, {"type": "Error", "error_code": code, "error": message})
+        await ws.close(code, message[:120])
+
     async def _on_audio(self, live: _Live, pcm: bytes) -> bool:
         """Record and endpoint one binary frame; False ends the session."""
         session = live.session
@@ -348,16 +290,48 @@ class AssemblyAiEmulator:
         self._record(session, "audio", nbytes=len(pcm))
         if await self._session_fault(live):
             return False
+        if await self._rate_exceeded(live):
+            return False
         if self.stalled:
             return True
         for kind, detail in live.ep.feed(pcm):
             if kind == "speech_started":
-                await live.ws.send(json.dumps({"type": "SpeechStarted", "timestamp": detail}))
+                await _send(live.ws, session, {"type": "SpeechStarted", "timestamp": detail})
             elif kind == "partial":
-                await live.ws.send(json.dumps(self._turn(live.turn_order, live.ep, end=False)))
+                await self._send_partial(live)
             elif kind == "endpoint":
                 self._finish_turn(live, "silence")
         return True
+
+    async def _rate_exceeded(self, live: _Live) -> bool:
+        """3007 when the audio runs ahead of real time by more than the tolerance."""
+        session = live.session
+        audio_ms = len(session.audio) / 2 / live.rate * 1000
+        wall_ms = (time.monotonic() - session.opened_at) * 1000
+        if audio_ms - wall_ms <= self.rate_tolerance_ms:
+            return False
+        message = (
+            "Input Duration Error: Audio Transmission Rate Exceeded: "
+            f"Received {audio_ms / 1000:.1f} sec. audio in {wall_ms / 1000:.6f} sec"
+        )
+        await self._error(live.ws, session, CLOSE_RATE_EXCEEDED, message)
+        return True
+
+    async def _send_partial(self, live: _Live) -> None:
+        text = live.ep.text
+        message = turn_message(
+            live.turn_order,
+            live.ep,
+            text,
+            end=False,
+            formatted=live.ep.u3,  # U3 partials are transcribed segments, punctuated
+            confidence=self.eot_confidence,
+        )
+        if message["transcript"]:
+            self._record(
+                live.session, "partial", speech_ms=live.ep.audio_ms - live.ep.speech_start_ms
+            )
+            await _send(live.ws, live.session, message)
 
     async def _on_control(self, live: _Live, message: str) -> bool:
         msg = _parse_json(message)
@@ -367,11 +341,18 @@ class AssemblyAiEmulator:
             return True
         if kind in ("ForceEndpoint", "Terminate") and live.ep.speaking:
             self._finish_turn(live, "force")
+        elif kind == "ForceEndpoint" and live.ep.audio_since_turn_ms > 0:
+            self._finish_turn(live, "force", empty=True)  # noise: nothing to transcribe
         if kind != "Terminate":
             return True
         await asyncio.gather(*live.finals, return_exceptions=True)
-        audio_s = int(len(live.session.audio) / 2 / live.rate)
-        await live.ws.send(json.dumps({"type": "Termination", "audio_duration_seconds": audio_s}))
+        session = live.session
+        termination = {
+            "type": "Termination",
+            "audio_duration_seconds": int(len(session.audio) / 2 / live.rate),
+            "session_duration_seconds": int(time.monotonic() - session.opened_at),
+        }
+        await _send(live.ws, session, termination)
         await live.ws.close(CLOSE_NORMAL)
         return False
 
@@ -386,24 +367,49 @@ class AssemblyAiEmulator:
         if self.error_after_audio_ms and audio_ms >= self.error_after_audio_ms:
             self.error_after_audio_ms = 0
             self._record(session, "fault_error", audio_ms=audio_ms)
-            await live.ws.send(json.dumps({"type": "Error", "error": "Server error (emulated)"}))
-            await live.ws.close(CLOSE_SERVER_ERROR, "Server error")
+            await self._error(live.ws, session, self.error_code, "Server error (emulated)")
+            return True
+        if self.close_after_audio_ms and audio_ms >= self.close_after_audio_ms:
+            self.close_after_audio_ms = 0
+            self._record(session, "fault_close", audio_ms=audio_ms)
+            await live.ws.close(CLOSE_NORMAL)  # no Termination first
             return True
         return False
 
-    def _finish_turn(self, live: _Live, why: str) -> None:
-        """Endpoint now; the final Turn(s) follow after final_delay_ms."""
-        text = self._text()
-        self.next_text += 1
+    def _finish_turn(self, live: _Live, why: str, *, empty: bool = False) -> None:
+        """Endpoint now; the end-of-turn Turn(s) follow after final_delay_ms."""
+        text = ""
+        if not empty:
+            text = self._text()
+            self.next_text += 1
         order = live.turn_order
         live.turn_order += 1
-        unformatted = self._turn(order, live.ep, end=True, text=text)
-        formatted = {**unformatted, "turn_is_formatted": True, "transcript": text}
+        ep = live.ep
+        confidence = self.eot_confidence
+        if ep.u3:  # one end-of-turn Turn, always formatted
+            messages = [turn_message(order, ep, text, end=True, formatted=True, confidence=1.0)]
+        else:
+            messages = [
+                turn_message(order, ep, text, end=True, formatted=False, confidence=confidence)
+            ]
+            if live.params.format_turns:
+                messages.append(
+                    turn_message(order, ep, text, end=True, formatted=True, confidence=confidence)
+                )
         delay_s = self.final_delay_ms / 1000
-        if self.final_from_speech_end and live.ep.last_voiced_at:
-            delay_s = max(0.0, live.ep.last_voiced_at + delay_s - time.monotonic())
-        live.ep.reset()
-        self._record(live.session, "endpoint", reason=why, turn_order=order, text=text)
+        if self.final_from_speech_end and ep.last_voiced_at and not empty:
+            delay_s = max(0.0, ep.last_voiced_at + delay_s - time.monotonic())
+        ep.reset()
+        ep.text = self._text()
+        self._record(
+            live.session,
+            "endpoint",
+            reason=why,
+            turn_order=order,
+            text=text,
+            audio_ms=ep.audio_ms,
+            voice_end_ms=ep.last_voiced_at_ms,
+        )
 
         async def send_final() -> None:
             await asyncio.sleep(delay_s)
@@ -411,45 +417,32 @@ class AssemblyAiEmulator:
                 return
             # Timed before the send: the client may act on it before this thread runs on.
             sent_at = time.monotonic()
-            await live.ws.send(json.dumps(unformatted))
-            if live.format_turns:
-                await live.ws.send(json.dumps(formatted))
+            await _send(live.ws, live.session, messages[0])
             self._record(live.session, "final", at=sent_at, turn_order=order, text=text)
+            for later in messages[1:]:
+                await asyncio.sleep(self.format_delay_ms / 1000)
+                await _send(live.ws, live.session, later)
 
         live.finals.append(asyncio.create_task(send_final()))
 
     def _text(self) -> str:
         return self.transcripts[self.next_text] if self.next_text < len(self.transcripts) else ""
 
-    def _turn(
-        self, order: int, ep: Endpointer, *, end: bool, text: str | None = None
-    ) -> dict[str, Any]:
-        words = _plain(self._text() if text is None else text).split()
-        shown = words if end else words[: ep.words_heard(len(words))]
-        word_list = [
-            {
-                "start": int(ep.speech_start_ms + i * ep.ms_per_word),
-                "end": int(ep.speech_start_ms + (i + 1) * ep.ms_per_word),
-                "confidence": 0.95,
-                "text": w,
-                "word_is_final": end or i < len(shown) - 1,
-            }
-            for i, w in enumerate(shown)
-        ]
-        return {
-            "type": "Turn",
-            "turn_order": order,
-            "turn_is_formatted": False,
-            "end_of_turn": end,
-            "transcript": " ".join(shown),
-            "end_of_turn_confidence": self.eot_confidence if end else 0.05,
-            "words": word_list,
-        }
+
+async def _send(ws: Any, session: SessionRecord, message: dict[str, Any]) -> None:
+    session.sent.append(message)
+    await ws.send(json.dumps(message))
 
 
-def _plain(text: str) -> str:
-    """The unformatted transcript the real service sends before formatting."""
-    return "".join(c for c in text.lower() if c.isalnum() or c in " '")
+def _keyterms(raw: str) -> list[str]:
+    """The SDK sends keyterms_prompt as a JSON list in the query string."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return [raw]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def _parse_json(message: str) -> dict[str, Any]:

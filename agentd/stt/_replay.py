@@ -23,6 +23,7 @@ class Segment:
     ended: bool = False
     sent: int = 0  # bytes already handed to the current session
     endpoint_sent: bool = False
+    finalized_part: bool = False  # the server already ended a turn inside this segment
 
 
 class ReplayBuffer:
@@ -33,6 +34,7 @@ class ReplayBuffer:
         self.max_bytes = max_bytes
         self.segments: deque[Segment] = deque()
         self.dropped_bytes = 0
+        self.last_seg_id = -1  # the segment the last item from next_item() belongs to
         self._next_id = 0
 
     @property
@@ -91,6 +93,7 @@ class ReplayBuffer:
     def next_item(self) -> Item:
         """The next chunk (full `chunk_bytes`, a padded tail), ENDPOINT, or None."""
         for seg in self.segments:
+            self.last_seg_id = seg.seg_id
             remaining = len(seg.pcm) - seg.sent
             if remaining >= self.chunk_bytes:
                 chunk = bytes(seg.pcm[seg.sent : seg.sent + self.chunk_bytes])
@@ -119,7 +122,12 @@ class ReplayBuffer:
         # heard so far is transcribed; keep only the rest.
         del first.pcm[: first.sent]
         first.sent = 0
+        first.finalized_part = True
         return None
+
+    def heard_before(self) -> bool:
+        """The oldest segment already had a turn ended inside it (what is left is its tail)."""
+        return bool(self.segments) and self.segments[0].finalized_part
 
     def drop_through(self, seg_id: int) -> None:
         """Abandon every segment up to and including `seg_id` (its final timed out)."""

@@ -13,8 +13,18 @@ so each session is a fresh client and the reconnect logic lives here:
   (`_replay.ReplayBuffer`, bounded by `buffer_s`);
 - reconnects use capped exponential backoff with jitter; an auth refusal moves to
   FAILED and is retried only on an utterance at least `auth_retry_s` later;
-- only the formatted final (with `format_turns`) becomes one `TurnFinalized`;
-- no final within `final_timeout_s` of `end_utterance` -> `FaultRaised("stt_timeout")`
+- audio goes out paced: at most REPLAY_SPEED x real time and MAX_AHEAD_MS ahead of the
+  session's wall clock, so a replay never trips close 3007 ("Audio Transmission Rate
+  Exceeded"); after a 3007 the link sends at real time with a smaller lead;
+- the model family decides the parameters and the final: U3 Pro models (`u3-rt-pro`,
+  `universal-3-5-pro`, ...) get no `format_turns`/`end_of_turn_confidence_threshold`
+  (they ignore them) but an `interruption_delay`, and their single end-of-turn Turn is
+  the final; Universal-Streaming with `format_turns` waits for the formatted copy (an
+  empty end of turn has nothing to format and is final at once);
+- an empty end of turn (noise, nothing transcribable) is an empty `TurnFinalized`, not a
+  fault; a session closed without `Termination` is a drop (reported, then resumed);
+- no final within `final_timeout_s` of `end_utterance` (or of the last of its audio
+  and its ForceEndpoint going out, when pacing sent them later) -> `FaultRaised("stt_timeout")`
   and the session is dropped (a silent server is not trusted with the next turn);
 - after `idle_close_s` without an utterance the session is Terminated.
 
@@ -56,6 +66,24 @@ _BACKOFF_BASE_S = 0.25  # a drop mid-utterance should cost well under a second
 _STABLE_SESSION_S = 10.0  # a session that lived this long resets the backoff
 _DISCONNECT_TIMEOUT_S = 4.0  # SDK: 2 s write drain + our 2 s terminate_timeout
 _TERMINATE_TIMEOUT_S = 2.0
+# Pacing (issue 13): a replay at most 2x real time, and never more than MAX_AHEAD_MS of
+# audio ahead of the session's wall clock. The service's tolerance is unpublished (the
+# emulator's guess is 2000 ms); after a 3007 we send at real time with a 250 ms lead.
+REPLAY_SPEED = 2.0
+MAX_AHEAD_MS = 1000.0
+SLOW_MAX_AHEAD_MS = 250.0
+CLOSE_RATE_EXCEEDED = 3007
+# speech_model values of the U3 Pro family (assemblyai 1.8.2 SpeechModel).
+U3_MODELS = frozenset(
+    {
+        "u3-rt-pro",
+        "u3-pro",
+        "u3-rt-pro-beta-1",
+        "universal-3-5-pro",
+        "universal-3-6",
+        "universal-3-6-pro",
+    }
+)
 
 
 @dataclass
@@ -78,7 +106,10 @@ class _Session:
     abort: bool = False
     disconnected: bool = False
     got_turn: bool = False
+    terminated: bool = False  # the server sent Termination
     finalized: set[int] = field(default_factory=set)
+    begun_at: float = 0.0  # when the session could take audio (time.monotonic())
+    sent_ms: float = 0.0  # audio handed to this session
 
 
 class AssemblyAiStt:
@@ -108,6 +139,8 @@ class AssemblyAiStt:
         self._turn_counter = 0
         self._was_voiced = False  # the last gated frame was voiced (pause detection)
         self._owed_bytes = 0  # unvoiced audio still to drop for early-flush padding
+        self._u3 = config.speech_model in U3_MODELS
+        self._slow = False  # a 3007 was seen: send at real time from now on
         self.stats = SttStats()
 
     # --- public API ------------------------------------------------------------------
@@ -243,6 +276,8 @@ class AssemblyAiStt:
                 error = session.error
                 if self._closing:
                     break
+                if error is not None and getattr(error, "code", None) == CLOSE_RATE_EXCEEDED:
+                    self._slow = True  # never answer a 3007 with the same burst
                 if error is not None and _is_auth(error):
                     self._on_auth_failure(error)
                     return
@@ -279,11 +314,17 @@ class AssemblyAiStt:
         session = _Session(AsyncRealTimeTranscriber(options=options))
         client = session.client
         client.on(RealTimeEvents.Turn, lambda _c, ev: self._on_turn(session, ev))
-        client.on(RealTimeEvents.Termination, lambda _c, _ev: self._on_end(session, None))
+        client.on(RealTimeEvents.Termination, lambda _c, _ev: self._on_termination(session))
         client.on(RealTimeEvents.Error, lambda _c, err: self._on_end(session, err))
         self._session = session
         self.stats.sessions += 1
         await client.connect(self._params)
+        session.begun_at = time.monotonic()
+        # The SDK reports nothing when the server closes with 1000 without Termination;
+        # its read task ending is the only sign (SDK-private attribute, checked for).
+        read_task = getattr(client, "_read_task", None)
+        if isinstance(read_task, asyncio.Task):
+            read_task.add_done_callback(lambda _t: self._on_read_done(session))
         if session.error is None and not session.ended:
             self._set_state(LinkState.CONNECTED)
         return session
@@ -297,9 +338,15 @@ class AssemblyAiStt:
             item = self._buffer.next_item()
             if item == ENDPOINT:
                 await session.client.force_endpoint()
+                self._rearm_final_timer(self._buffer.last_seg_id)
                 continue
             if isinstance(item, bytes):
+                await self._pace(session, len(item) / bytes_per_s * 1000)
+                if session.ended or session.abort or self._closing:
+                    break
                 await session.client.stream(item)
+                session.sent_ms += len(item) / bytes_per_s * 1000
+                self._rearm_final_timer(self._buffer.last_seg_id)
                 self.stats.audio_sent_s += len(item) / bytes_per_s
                 continue
             idle_left = self._config.idle_close_s - (time.monotonic() - self._last_activity)
@@ -311,6 +358,30 @@ class AssemblyAiStt:
                 await asyncio.wait_for(self._wake.wait(), timeout)
         if self._closing and not session.ended:
             await self._disconnect(session, terminate=True)
+
+    def _rearm_final_timer(self, seg_id: int) -> None:
+        """An ended utterance still going out (paced): its final is due after the last of it."""
+        timer = self._timers.get(seg_id)
+        if timer is None:
+            return
+        timer.cancel()
+        self._timers[seg_id] = asyncio.get_running_loop().call_later(
+            self._config.final_timeout_s, self._on_final_timeout, seg_id
+        )
+
+    async def _pace(self, session: _Session, chunk_ms: float) -> None:
+        """Wait until `chunk_ms` more audio keeps the session within its rate budget."""
+        speed, lead = (1.0, SLOW_MAX_AHEAD_MS) if self._slow else (REPLAY_SPEED, MAX_AHEAD_MS)
+        after = session.sent_ms + chunk_ms
+        # at most `speed` x the elapsed time (one chunk of grace), and at most `lead` ahead
+        ready_ms = max((after - chunk_ms) / speed, after - lead)
+        while not (session.ended or session.abort or self._closing):
+            left_s = (ready_ms - (time.monotonic() - session.begun_at) * 1000) / 1000
+            if left_s <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), left_s)
 
     async def _disconnect(self, session: _Session, *, terminate: bool) -> None:
         if session.disconnected:
@@ -348,11 +419,14 @@ class AssemblyAiStt:
                 self._last_partial = text
                 self._emit(TranscriptPartial(text=text, at_ms=_now_ms()))
             return
-        if self._config.format_turns and not event.turn_is_formatted:
+        text = str(event.transcript)
+        awaits_format = not self._u3 and self._config.format_turns
+        if awaits_format and not event.turn_is_formatted and text.strip():
             return  # the formatted copy of this turn follows
         if event.turn_order in session.finalized:
             return
         session.finalized.add(event.turn_order)
+        tail_of_heard = self._buffer.heard_before()
         seg = self._buffer.acknowledge()
         if seg is not None:
             timer = self._timers.pop(seg.seg_id, None)
@@ -360,10 +434,26 @@ class AssemblyAiStt:
                 timer.cancel()
         self._last_partial = ""
         self._last_activity = time.monotonic()
+        self._wake.set()
+        if not text.strip() and tail_of_heard:
+            return  # the silence after a turn the server already ended: no new turn
         self.stats.turns += 1
         order, self._turn_counter = self._turn_counter, self._turn_counter + 1
-        self._emit(TurnFinalized(text=str(event.transcript), at_ms=_now_ms(), turn_order=order))
-        self._wake.set()
+        self._emit(TurnFinalized(text=text, at_ms=_now_ms(), turn_order=order))
+
+    def _on_termination(self, session: _Session) -> None:
+        session.terminated = True
+        self._on_end(session, None)
+
+    def _on_read_done(self, session: _Session) -> None:
+        """The socket is gone: unless it ended by Termination, an error or us, it dropped."""
+        if session.ended or session.disconnected or session.terminated:
+            return
+        from assemblyai.streaming.v3 import RealTimeError
+
+        ws = getattr(session.client, "_websocket", None)
+        code = getattr(ws, "close_code", None)
+        self._on_end(session, RealTimeError(f"closed without Termination (code={code})", code))
 
     def _on_end(self, session: _Session, error: Any) -> None:
         if error is not None and session.error is None:
@@ -395,19 +485,23 @@ class AssemblyAiStt:
         from pydantic import ValidationError
 
         cfg = self._config
+        params: dict[str, Any] = {
+            "sample_rate": self._rate_hz,
+            "encoding": "pcm_s16le",
+            "speech_model": cfg.speech_model,
+            "min_turn_silence": cfg.min_turn_silence_ms,
+            "max_turn_silence": cfg.max_turn_silence_ms,
+            "keyterms_prompt": list(cfg.keyterms) or None,
+        }
+        if self._u3:
+            # U3 Pro formats every end of turn and has no confidence threshold; its early
+            # partial (the barge-in confirmation) comes interruption_delay + ~250 ms in.
+            params["interruption_delay"] = cfg.interruption_delay_ms
+        else:
+            params["format_turns"] = cfg.format_turns
+            params["end_of_turn_confidence_threshold"] = cfg.end_of_turn_confidence
         try:
-            return RealTimeParameters.model_validate(
-                {
-                    "sample_rate": self._rate_hz,
-                    "encoding": "pcm_s16le",
-                    "speech_model": cfg.speech_model,
-                    "format_turns": cfg.format_turns,
-                    "min_turn_silence": cfg.min_turn_silence_ms,
-                    "max_turn_silence": cfg.max_turn_silence_ms,
-                    "end_of_turn_confidence_threshold": cfg.end_of_turn_confidence,
-                    "keyterms_prompt": list(cfg.keyterms) or None,
-                }
-            )
+            return RealTimeParameters.model_validate(params)
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(p) for p in first.get("loc", ())) or "params"
