@@ -11,10 +11,8 @@ the speaker the same way and keeps only the heard text in the history.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 from agentd.audio.format import AudioChunk
@@ -22,6 +20,7 @@ from agentd.conversation.engagement import Engagement
 from agentd.conversation.interruption import Interruption
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.ports import GateEvent, Reporter
+from agentd.conversation.replies import Replies, ReplyFactory
 from agentd.conversation.reply import ReplyPipeline
 from agentd.conversation.turn_record import TurnRecord
 from agentd.errors import AgentdError
@@ -58,7 +57,6 @@ log = logging.getLogger("agentd.turn")
 
 E = TypeVar("E")
 Handler = Callable[[object], None]
-ReplyFactory = Callable[..., ReplyPipeline]  # the bench swaps in its seed design
 
 
 def _entry(kind: type[E], handler: Callable[[E], None]) -> tuple[type, Handler]:
@@ -75,28 +73,35 @@ class Conversation:
         parts: ConversationParts,
         reporter: Reporter,
         log_transcripts: bool,
-        reply_factory: ReplyFactory = ReplyPipeline,
+        reply_factory: ReplyFactory | None = None,
         engagement: Engagement | None = None,
     ) -> None:
         self.parts = parts
         self._reporter = reporter
+        self._replies = Replies(
+            parts=lambda: self.parts,
+            reporter=reporter,
+            on_ended=self._reply_ended,
+            factory=reply_factory or ReplyPipeline,
+        )
         self.log_transcripts = log_transcripts
-        self.reply_factory = reply_factory
         self.state = AgentState.IDLE
         self.muted = False
         self._ptt_active = False
         self._listening: TurnRecord | None = None  # the visitor turn being heard
-        self._reply_task: asyncio.Task[None] | None = None
-        self._reply: ReplyPipeline | None = None
         self._interruption = Interruption()
         self._reply_user_text = ""  # what the reply in flight answers
         self._carry_text = ""  # a turn cut short because the visitor went on talking
-        self.turns_completed = 0
+        self.frames_processed = 0
         self.engagement = engagement  # None: every turn the gate opens is answered
         if engagement is not None:
             engagement.on_end = self.end_conversation
             engagement.on_greet = self.greet
-        self.frames_processed = 0
+        # Diagnostics hooks (agentd.diagnostics): while `audio_tap` is set the mic goes to
+        # it instead of the turn (the self-test's seconds); `event_observer` sees every
+        # event handled (turn capture's timeline). Both None in normal running.
+        self.audio_tap: Callable[[AudioChunk], None] | None = None
+        self.event_observer: Callable[[object], None] | None = None
         self._handlers: dict[type, Handler] = dict(
             (
                 _entry(VoicedAudio, self._on_voiced_audio),
@@ -130,6 +135,9 @@ class Conversation:
     def on_audio(self, chunk: AudioChunk) -> None:
         """One capture period of mono PCM; runs on the loop, must stay cheap."""
         self.frames_processed += 1
+        if self.audio_tap is not None:
+            self.audio_tap(chunk)
+            return
         if self.muted:
             return
         parts = self.parts
@@ -188,6 +196,11 @@ class Conversation:
     def handle(self, event: object) -> None:
         """Route one event by the handler table; never raises (bad events are logged)."""
         handler = self._handlers.get(type(event))
+        if self.event_observer is not None:
+            try:
+                self.event_observer(event)
+            except Exception:  # a diagnostics bug must not stop the conversation
+                log.exception("event observer failed")
         if handler is None:
             log.warning("no handler for %s", type(event).__name__)
             return
@@ -204,12 +217,12 @@ class Conversation:
         self._heard(self.parts.stt.send_gated(audio))
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
-        if self.state is AgentState.THINKING and self._reply_task is not None:
+        if self.state is AgentState.THINKING and self._replies.in_flight:
             # The visitor goes on talking: drop the half-made reply and answer the whole
             # thing once they finish (the first part is carried into the next turn).
             self._carry_text = self._reply_user_text
-            if self._reply is not None:
-                self._reply.discard = True  # its user text lives on in the carried turn
+            if self._replies.current is not None:
+                self._replies.current.discard = True  # its user text lives on in the carried turn
             self._cancel("visitor continued", keep_state=True)  # straight on to listening
         self._begin_listening(event.at_ms)
         if event.preroll:
@@ -267,8 +280,8 @@ class Conversation:
             self.parts.barge_in.note_words()
         if self._interruption.held:
             self._interruption.held = False
-            if self._reply is not None:
-                self._reply.record.barge_in_confirmed = True
+            if self._replies.current is not None:
+                self._replies.current.record.barge_in_confirmed = True
             self._cancel("barge-in confirmed by words", keep_state=True)
 
     def _on_turn_finalized(self, event: TurnFinalized) -> None:
@@ -307,78 +320,21 @@ class Conversation:
         log.info("turn started", extra=fields(turn_id=record.turn_id, stage="stt"))
         self._start_reply(record, text)
 
-    # --- replying ---------------------------------------------------------------------
+    # --- replying (the task itself lives in `replies`) ---------------------------------
 
     def _start_reply(self, record: TurnRecord, user_text: str) -> None:
-        history = self.parts.history
         self._reply_user_text = user_text
-        messages = history.messages_for_request(user_text)
-        reply = self._new_reply(record)
+        self._replies.answer(record, user_text)
         self._set_state(AgentState.THINKING)
-
-        async def run() -> None:
-            try:
-                result = await reply.run(messages)
-                await self._wait_played(reply)
-                heard = reply.played_text()
-                history.commit_turn(user_text, result.new_messages, heard)
-                log_transcript(log, "agent", heard, record.turn_id, enabled=self.log_transcripts)
-                self._reporter.transcript("agent", heard, record.turn_id)
-            except asyncio.CancelledError:
-                if not reply.discard:
-                    history.commit_turn(
-                        user_text, reply.result.new_messages, reply.played_text(), interrupted=True
-                    )
-                raise
-            finally:
-                self._finish_turn(reply)
-
-        self._launch(run(), reply)
 
     def _on_say(self, command: Say) -> None:
         """Announce text now (MQTT `say`), cancelling any reply in flight."""
         self._cancel(f"say ({command.source})")
-        reply = self._new_reply(TurnRecord())
-
-        async def run() -> None:
-            await reply.speak_text(command.text)
-            await self._wait_played(reply)
-
-        self._launch(run(), reply)
-
-    def _say_line(self, name: str) -> None:
-        """Play a pre-rendered fallback line (no reply can proceed); not a turn of its own."""
-        if self._reply_task is not None:
-            return
-        reply = self._new_reply(TurnRecord())
-
-        async def run() -> None:
-            await reply.speak_line(name)
-            await self._wait_played(reply)
-
-        self._launch(run(), reply)
-
-    def _new_reply(self, record: TurnRecord) -> ReplyPipeline:
-        parts = self.parts
-        return self.reply_factory(
-            llm=parts.llm,
-            tts=parts.tts,
-            fallback=parts.fallback,
-            speaker=parts.speaker,
-            splitter=parts.new_splitter(),
-            report_fault=self._reporter.fault,
-            record=record,
-            bytes_per_s=parts.out_format.bytes_per_s,
-        )
-
-    def _launch(self, coro: Coroutine[object, object, None], reply: ReplyPipeline) -> None:
-        self._reply = reply
-        self._reply_task = asyncio.get_running_loop().create_task(coro, name="reply")
-        self._reply_task.add_done_callback(self._reply_done)
+        self._replies.announce(command.text)
 
     def _on_first_audio(self, event: FirstAudioPlayed) -> None:
         """The device started sounding new audio (bridged from the playback thread)."""
-        reply = self._reply
+        reply = self._replies.current
         if reply is None or not reply.bytes_written:
             return
         reply.record.mark_first("first_audio_ms", event.at_ms)
@@ -387,61 +343,54 @@ class Conversation:
             if self.parts.barge_in is not None:
                 self.parts.barge_in.reset()
 
-    async def _wait_played(self, reply: ReplyPipeline) -> None:
-        """Return once the speaker has played everything this reply wrote."""
-        if reply.bytes_written:
-            await self.parts.speaker.wait_idle()
-
-    def _finish_turn(self, reply: ReplyPipeline) -> None:
-        self.turns_completed += 1
-        parts = self.parts
-        metrics = reply.record.metrics(parts.out_format.bytes_per_s, parts.in_format.bytes_per_s)
-        self._reporter.turn_finished(metrics)
-
-    def _reply_done(self, task: asyncio.Task[None]) -> None:
-        if self._reply_task is task:
-            self._reply_task = None
-            self._reply = None
-            self._interruption.release()
-            if self.state in (AgentState.THINKING, AgentState.SPEAKING):
-                self._set_state(AgentState.IDLE)
-            if self.engagement is not None:
-                self.engagement.reply_finished(now_ms())
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("reply failed: %s", exc, exc_info=exc, extra=fields(error_kind="internal"))
+    def _reply_ended(self) -> None:
+        self._interruption.release()
+        if self.state in (AgentState.THINKING, AgentState.SPEAKING):
+            self._set_state(AgentState.IDLE)
+        if self.engagement is not None:
+            self.engagement.reply_finished(now_ms())
 
     def _on_cancel(self, command: CancelReply) -> None:
         self._cancel(command.source)
 
     def _cancel(self, reason: str, *, keep_state: bool = False) -> bool:
         """Stop the reply in flight: LLM + TTS streams cancelled, speaker flushed."""
-        task = self._reply_task
         self._interruption.held = False
-        if task is None:
+        if not self._replies.cancel(reason):
             return False
-        log.info("reply cancelled: %s", reason, extra=fields(stage="cancel"))
-        self.parts.speaker.cancel()
-        if self._reply is not None and self._reply.record.cancelled_by is None:
-            self._reply.record.cancelled_by = reason
-        task.cancel()
-        self._reply_task = None
-        self._reply = None
         if not keep_state and self.state in (AgentState.THINKING, AgentState.SPEAKING):
             self._set_state(AgentState.IDLE)
         return True
 
     async def shutdown(self) -> None:
         """Cancel the reply in flight (as any CancelReply would) and wait for it to end."""
-        task = self._reply_task
+        task = self._replies.task
         self.handle(CancelReply("shutdown"))
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._replies.wait_cancelled(task)
 
     @property
     def reply_in_flight(self) -> bool:
-        return self._reply_task is not None
+        return self._replies.in_flight
+
+    @property
+    def turns_completed(self) -> int:
+        return self._replies.turns_completed
+
+    @property
+    def reply_factory(self) -> ReplyFactory:
+        return self._replies.factory
+
+    @reply_factory.setter
+    def reply_factory(self, factory: ReplyFactory) -> None:
+        self._replies.factory = factory
+
+    @property
+    def log_transcripts(self) -> bool:
+        return self._replies.log_transcripts
+
+    @log_transcripts.setter
+    def log_transcripts(self, enabled: bool) -> None:
+        self._replies.log_transcripts = enabled
 
     # --- barge-in (the interruption policy) --------------------------------------------
 
@@ -460,7 +409,7 @@ class Conversation:
         or until the detector calls it a false barge-in, which resumes it: a cough must
         not leave the visitor in silence.
         """
-        reply, guard = self._reply, self._interruption
+        reply, guard = self._replies.current, self._interruption
         if reply is None or guard.held:
             return
         detect_ms = round(event.at_ms - event.onset_ms)
@@ -475,7 +424,7 @@ class Conversation:
 
     def _on_false_barge_in(self, _event: FalseBargeIn) -> None:
         guard = self._interruption
-        if not guard.held or self._reply_task is None:
+        if not guard.held or not self._replies.in_flight:
             return
         log.info("false barge-in: resuming the reply", extra=fields(stage="barge_in"))
         guard.release()
@@ -514,8 +463,8 @@ class Conversation:
 
     def _on_reset(self, command: ResetConversation) -> None:
         """Forget the conversation: the reply in flight leaves nothing in the history."""
-        if self._reply is not None:
-            self._reply.discard = True
+        if self._replies.current is not None:
+            self._replies.current.discard = True
         self._cancel(f"reset ({command.source})")
         self._carry_text = ""
         self.parts.history.reset()
@@ -534,8 +483,8 @@ class Conversation:
 
     def end_conversation(self, reason: str) -> None:
         """The engagement ended: forget the visitor, close the STT session (privacy, cost)."""
-        if reason == "left" and self._reply is not None:
-            self._reply.discard = True  # nobody is there to hear the rest
+        if reason == "left" and self._replies.current is not None:
+            self._replies.current.discard = True  # nobody is there to hear the rest
             self._cancel("visitor left")
         self._carry_text = ""
         self.parts.history.reset()
@@ -557,7 +506,9 @@ class Conversation:
             self._listening = None
             self._carry_text = ""  # the apology ends that exchange; nothing may leak later
             self._set_state(AgentState.IDLE)
-            self._say_line("sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line")
+            self._replies.say_line(
+                "sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line"
+            )
 
     def _set_state(self, state: AgentState) -> None:
         if self.muted and state is not AgentState.MUTED:

@@ -20,6 +20,7 @@ from agentd.conversation.engagement import Engagement, engagement_from_config
 from agentd.conversation.inbox import Inbox
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.turns import Conversation
+from agentd.diagnostics.kiosk_diagnostics import KioskDiagnostics
 from agentd.errors import AgentdError
 from agentd.events import AgentState, FaultRaised, LinkChanged, LinkState
 from agentd.logs import fields
@@ -62,6 +63,7 @@ class Kiosk:
         reporting: Reporting,
         backends: DeviceBackends,
         supervisor: Supervisor,
+        config_path: str = "",
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -76,6 +78,15 @@ class Kiosk:
         self.presence: PresenceSensor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._staff_tasks: set[asyncio.Task[None]] = set()
+        self.diagnostics = KioskDiagnostics(
+            config=config,
+            secrets=secrets,
+            config_path=config_path,
+            conversation=lambda: self.conversation,
+            playback=lambda: self.audio.playback if self.audio is not None else None,
+            notify=reporting.event,
+            capture_shown=self._show_capture,
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -97,6 +108,7 @@ class Kiosk:
             engagement=self._build_engagement(config),
         )
         self.inbox = Inbox(loop, conversation.handle, conversation.on_audio)
+        self.diagnostics.attach(conversation, self.reporting.observers)
         self.reporting.staff_caller = self.call_staff
         self.reporting.health_extras = self._health_extras
         self._start_fleet(config)
@@ -152,7 +164,7 @@ class Kiosk:
             on_tool_limit=self.reporting.tool_limit,
         )
         await prepare(parts)
-        return parts
+        return self.diagnostics.wrap_parts(parts)
 
     def _start_fleet(self, config: Config) -> None:
         loop = self._require_loop()
@@ -167,6 +179,7 @@ class Kiosk:
                 persona_path=lambda: persona_path(self.config),
                 set_system_prompt=self._set_system_prompt,
                 restart_exit_code=EXIT_RESTART,
+                diagnostics=self.diagnostics,
             )
             self.mqtt = MqttService(
                 config.mqtt,
@@ -228,6 +241,7 @@ class Kiosk:
             raise RuntimeError("Kiosk.start() has not run")
         self.config = new
         reconfigure(new.logging, self.secrets.known_values())
+        self.diagnostics.reconfigure(new, self.secrets)
         await conversation.shutdown()
         if new.audio.capture != old.audio.capture or new.audio.playback != old.audio.playback:
             await asyncio.to_thread(audio.capture.close)
@@ -320,7 +334,13 @@ class Kiosk:
             "engagement": conversation.engagement.snapshot()
             if conversation and conversation.engagement
             else None,
+            **self.diagnostics.health(),
         }
+
+    def _show_capture(self, active: bool) -> None:
+        """Capture is never silent: the LEDs show it while it is armed."""
+        if self.gpio is not None:
+            self.gpio.show_capture(active)
 
     def frames_processed(self) -> int:
         """The watchdog's progress counter: mic chunks the conversation consumed."""

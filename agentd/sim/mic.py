@@ -1,10 +1,13 @@
 """Simulated microphone: plays a Scenario (espeak-ng speech over sox noise).
 
 Same interface as AlsaCapture (`start(on_frame)`, `close()`, `stats`, `progress`,
-`state`). It owns the conversation clock: each frame it advances the linked SimSpeaker
-one period and mixes the speaker's output back in at `echo_db` / `echo_delay_ms`
-(acoustic echo). Between turns it waits for the agent's reply to finish (or starts the
-next turn `barge_in_after_ms` into the reply). Real-time paced or as fast as consumed.
+`state`). It owns the conversation clock while it runs: each frame it advances the
+linked SimSpeaker one period and mixes the speaker's output back in at `echo_db` /
+`echo_delay_ms` (acoustic echo). Run as a device (`start()`), it hands the speaker to
+the speaker's own clock when the script ends or the mic is closed, so a reply still
+playing then is played out; a caller stepping `run()` itself keeps the timeline.
+Between turns it waits for the agent's reply to finish (or starts the next turn
+`barge_in_after_ms` into the reply). Real-time paced or as fast as consumed.
 `spans` holds the ground truth (onset/end of every utterance on the frame clock).
 Faults for tests: `inject_stall`, `inject_xrun`, `inject_device_lost`.
 """
@@ -115,7 +118,11 @@ class SimMic:
         if self._thread is not None:
             raise RuntimeError("sim mic already started")
         self._thread = threading.Thread(
-            target=self.run, args=(on_frame,), name="sim-mic", daemon=True
+            target=self.run,
+            args=(on_frame,),
+            kwargs={"hand_over": True},
+            name="sim-mic",
+            daemon=True,
         )
         self._thread.start()
 
@@ -125,9 +132,26 @@ class SimMic:
             self._thread.join(5.0)
             self._thread = None
 
-    def run(self, on_frame: OnFrame, max_ms: float | None = None) -> None:
-        """Deliver frames until the scenario ends (+ tail), `max_ms`, or close()."""
-        t0 = self.t0_ms = now_ms()
+    def run(
+        self, on_frame: OnFrame, max_ms: float | None = None, *, hand_over: bool = False
+    ) -> None:
+        """Deliver frames until the scenario ends (+ tail), `max_ms`, or close().
+
+        `hand_over`: then let the speaker play on its own clock (same timeline and pace),
+        as a device does; without it the caller owns what happens to the speaker after.
+        """
+        # One clock at a time: the mic drives the speaker from here, continuing its
+        # timeline if it was already playing on its own.
+        resume_at = self.speaker.stop_clock() if self.speaker is not None else None
+        try:
+            self._deliver(on_frame, max_ms, resume_at)
+        finally:
+            if hand_over and self.speaker is not None:
+                self.speaker.start_clock(realtime=self.realtime)
+            self.finished.set()
+
+    def _deliver(self, on_frame: OnFrame, max_ms: float | None, resume_at: float | None) -> None:
+        t0 = self.t0_ms = max(now_ms(), resume_at or 0.0)
         wall0 = time.monotonic()
         scheduled = deque(self.scenario.faults)
         for index, clean in enumerate(self.frames()):
@@ -146,9 +170,8 @@ class SimMic:
                 self.speaker.record_mic(frame, at)
             if self._fault_blocks():
                 continue
-            self.stats.frames += len(frame) // 2
+            self.stats.frames += len(frame) // self.format.bytes_per_frame
             on_frame(AudioChunk(frame, self.format, at))
-        self.finished.set()
 
     def _fault_blocks(self) -> bool:
         """Apply the current injected fault; True = this frame is not delivered."""

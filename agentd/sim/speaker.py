@@ -1,16 +1,21 @@
 """Simulated speaker: same interface as AlsaPlayback, consumes audio on a clock.
 
-It is advanced one period at a time by the SimMic's clock (so echo, barge-in and the
-conversation share one timeline, real-time or faster), or by its own real-time thread
-via `start_clock()` when used alone. It records everything played and writes a stereo
-WAV (left = what the mic heard, right = what the agent said) for listening back.
+While a SimMic runs, the mic advances it one period per frame (so echo, barge-in and
+the conversation share one timeline, real-time or faster). Whenever no mic drives it -
+used alone, or once the mic's script has ended or the mic was closed - it plays on its
+own clock (`start_clock()`), as an ALSA device plays on the sound card's clock whatever
+the capture side does: a reply still playing when the visitor stopped talking finishes.
+The own clock continues the same timeline (its first period starts where the last one
+ended) and pace (real time, or on a virtual clock as fast as audio comes). Exactly one
+of the two advances it at a time: the mic stops the own clock before it starts.
+It records everything played and writes a stereo WAV (left = what the mic heard, right
+= what the agent said) for listening back.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 import wave
 from collections import deque
 
@@ -53,8 +58,12 @@ class SimSpeaker:
         self._paused = False
         self._new_reply = True
         self._heard_until_ms = 0.0  # end of the last period actually played
+        self._next_at_ms: float | None = None  # where the next period starts (timeline)
+        # Wakes the own clock (audio written, resumed, clock stopped) and wait_drained().
+        self._changed = threading.Condition(self._lock)
         self._clock: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._clock_stop = threading.Event()
+        self._closed = False
 
     @property
     def progress(self) -> int:
@@ -83,6 +92,7 @@ class SimSpeaker:
             self._new_reply = False if starts else self._new_reply
             self._queue.append(pcm)
             self._queued += len(pcm)
+            self._changed.notify_all()
         if starts:
             at_ms = now_ms()
             self.first_audio_ms.append(at_ms)
@@ -96,6 +106,7 @@ class SimSpeaker:
             self._paused = False
             self._new_reply = True
             self.silent_since_ms = self._heard_until_ms
+            self._changed.notify_all()
         self.reference.push_silence_after(self._heard_until_ms)
 
     def pause(self) -> None:
@@ -107,6 +118,12 @@ class SimSpeaker:
     def resume(self) -> None:
         with self._lock:
             self._paused = False
+            self._changed.notify_all()
+
+    def wait_drained(self, timeout_s: float | None = None) -> bool:
+        """Block until everything written has been played (or cancelled); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._queued == 0, timeout_s)
 
     def advance(self, at_ms: float) -> bytes:
         """Play the period starting at `at_ms`; returns what left the speaker (or b"")."""
@@ -114,6 +131,7 @@ class SimSpeaker:
             # Nothing (more) leaves the speaker from here: the period that did play
             # stays in the reference, its echo is still on its way to the mic.
             self._heard_until_ms = max(self._heard_until_ms, at_ms)
+            self._next_at_ms = at_ms + self.period_ms
             if self._paused or not self._queue:
                 return b""
             out = bytearray()
@@ -127,13 +145,14 @@ class SimSpeaker:
             self._queued -= len(out)
             if not self._queue:
                 self._new_reply = True  # ran empty: the next write starts a new reply
+                self._changed.notify_all()
             # A period the device started is played whole: what the queue lacked is
             # silence. Keeps the reference (labelled per period) sample-aligned with the
             # audio that left the speaker, as ALSA's own timeline is (heard_at per write).
             out += bytes(self._period - len(out))
             self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
         chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
-        self.stats.frames += len(chunk) // 2
+        self.stats.frames += len(chunk) // self.format.bytes_per_frame
         self.played.append((at_ms, chunk))
         self.reference.push(chunk, at_ms)
         return chunk
@@ -142,28 +161,70 @@ class SimSpeaker:
         """The SimMic reports what it captured, for the conversation WAV."""
         self._mic_track.append((at_ms, frame))
 
-    def start_clock(self) -> None:
-        """Consume audio in real time on an own thread (when no SimMic drives us)."""
-        if self._clock is None:
-            self._clock = threading.Thread(target=self._tick, name="sim-speaker", daemon=True)
+    def start_clock(self, realtime: bool = True) -> None:
+        """Consume audio on an own thread from where the timeline stands; idempotent.
+
+        `realtime`: one period per period of wall time. Otherwise a virtual clock: queued
+        audio plays back to back, and while there is none time passes in real time (so a
+        reply written later does not start in the past). A closed speaker stays stopped.
+        """
+        with self._lock:
+            if self._closed or self._clock is not None:
+                return
+            at_ms = self._first_own_period(now_ms())
+            self._clock_stop = threading.Event()
+            self._clock = threading.Thread(
+                target=self._tick,
+                args=(at_ms, realtime, self._clock_stop),
+                name="sim-speaker",
+                daemon=True,
+            )
             self._clock.start()
 
-    def _tick(self) -> None:
-        start = time.monotonic()
-        n = 0
-        while not self._stop.is_set():
-            self.advance(now_ms())
-            n += 1
-            delay = start + n * self.period_ms / 1000 - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
+    def stop_clock(self) -> float | None:
+        """Stop the own clock (a SimMic takes over) once it no longer advances; returns
+        where the next period starts on the timeline (None before the first period)."""
+        with self._lock:
+            clock, self._clock = self._clock, None
+            self._clock_stop.set()
+            self._changed.notify_all()
+        if clock is not None and clock is not threading.current_thread():
+            clock.join()
+        with self._lock:
+            return self._next_at_ms
+
+    def _first_own_period(self, now: float) -> float:
+        """Continue the timeline where the last period ended; after an idle gap (a device
+        left alone), skip the time that passed but stay on the same period grid."""
+        at_ms = self._next_at_ms
+        if at_ms is None:
+            return now
+        if now - at_ms >= self.period_ms:
+            at_ms += (now - at_ms) // self.period_ms * self.period_ms
+        return at_ms
+
+    def _tick(self, at_ms: float, realtime: bool, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if realtime:
+                delay = (at_ms - now_ms()) / 1000
+                if delay > 0 and stop.wait(delay):
+                    return
+            else:
+                with self._changed:
+                    self._changed.wait_for(
+                        lambda: stop.is_set() or (self._queued > 0 and not self._paused),
+                        self.period_ms / 1000,
+                    )
+                if stop.is_set():
+                    return
+            self.advance(at_ms)
+            at_ms += self.period_ms
 
     def close(self) -> None:
         """Stop the clock (if any) and write the WAV; idempotent."""
-        self._stop.set()
-        if self._clock is not None:
-            self._clock.join(2.0)
-            self._clock = None
+        with self._lock:
+            self._closed = True
+        self.stop_clock()
         if self.wav_path:
             try:
                 self.write_wav(self.wav_path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,38 @@ def write_scenario(path: Path, turns: list[dict[str, Any]], *, tail_ms: int = 25
                 lines.append(f"{key} = {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+class LineReader:
+    """Collects a subprocess's stdout lines on a thread, so a test can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._proc = proc
+        self._thread = threading.Thread(target=self._read, name="line-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def close(self) -> str:
+        """Stop the process; everything it printed."""
+        self._proc.terminate()
+        self._proc.wait(5)
+        self._thread.join(5)
+        return "\n".join(self.lines)
+
+
+def audible_ms(kiosk: SimulatedKiosk) -> float:
+    """How much of the agent's audio the simulated speaker has played so far."""
+    speaker = kiosk.speaker
+    played = sum(len(chunk) for _, chunk in list(speaker.played) if any(chunk))
+    return speaker.format.duration_ms(played)
 
 
 @pytest.fixture

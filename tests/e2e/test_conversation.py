@@ -7,7 +7,6 @@ live in `agentd bench latency`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from agentd.audio import dsp
 from agentd.events import AgentState, CancelReply
 from agentd.sim.harness import SimulatedKiosk
+from tests.e2e.conftest import audible_ms
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -151,7 +151,8 @@ async def test_cancel_mid_llm_stops_the_stream_and_keeps_no_reply(
     conversation = kiosk.conversation
     try:
         await kiosk.wait_for(lambda: conversation.state is AgentState.THINKING, timeout_s=20)
-        await asyncio.sleep(0.3)  # the LLM request is open, no token yet
+        # The LLM request is open at the emulator, no token yet.
+        await kiosk.wait_for(lambda: any(r.finished_at is None for r in stack.llm.requests), 5)
         assert conversation.reply_in_flight
         conversation.handle(CancelReply("test cancel"))
         await kiosk.wait_for(lambda: any(r.closed_by_client for r in stack.llm.requests), 5)
@@ -188,12 +189,12 @@ async def test_cancel_mid_tts_flushes_the_speaker_and_keeps_what_was_heard(
     speaker = kiosk.speaker
     try:
         await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, timeout_s=20)
-        await asyncio.sleep(1.2)
+        await kiosk.wait_for(lambda: audible_ms(kiosk) >= 1200, 10)  # some of it was heard
         assert conversation.reply_in_flight
         conversation.handle(CancelReply("test cancel"))
         cancelled_at = speaker.silent_since_ms or 0.0
         await kiosk.wait_for(lambda: any(r.disconnected for r in stack.tts.requests), 5)
-        await asyncio.sleep(0.3)
+        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, 5)  # the turn is closed
         messages = conversation.parts.history.messages_for_request("next")
     finally:
         await kiosk.stop()
@@ -254,7 +255,7 @@ async def test_long_reply_is_synthesized_only_a_few_seconds_ahead(
     conversation = kiosk.conversation
     try:
         await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, timeout_s=20)
-        await asyncio.sleep(2.0)
+        await kiosk.wait_for(lambda: audible_ms(kiosk) >= 2000, 10)
         requested_while_playing = sum(len(r.text) for r in stack.tts.requests)
         conversation.handle(CancelReply("test"))
         await kiosk.wait_for(lambda: not conversation.reply_in_flight, 5)
@@ -292,7 +293,10 @@ async def _answer_own_echo(make_kiosk: Callable[..., SimulatedKiosk], barge_in: 
     await kiosk.start()
     try:
         await kiosk.wait_scenario_done(60)
-        await asyncio.sleep(0.5)
+        # At rest: the last reply is over and its turn recorded.
+        await kiosk.wait_for(
+            lambda: len(kiosk.observed.turns) >= 2 and not kiosk.conversation.reply_in_flight, 10
+        )
     finally:
         await kiosk.stop()
     assert kiosk.observed.lines == [

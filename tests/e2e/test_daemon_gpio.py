@@ -7,7 +7,6 @@ speaker, mute keeps audio from the gate, and the RGB LED follows the agent's sta
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +50,21 @@ def release(kiosk: SimulatedKiosk, pin: int) -> None:
     kiosk.service.gpio.factory.pin(pin).drive_high()
 
 
+def heard_until_ms(kiosk: SimulatedKiosk, span: int, after_ms: float = 0.0) -> bool:
+    """The daemon has processed the mic's audio up to `after_ms` past utterance `span`'s end."""
+    mic = kiosk.mic
+    if len(mic.spans) <= span:
+        return False
+    heard_ms = kiosk.conversation.frames_processed * mic.period_ms
+    return heard_ms >= mic.spans[span].end_ms - mic.t0_ms + after_ms
+
+
+def processed_more(kiosk: SimulatedKiosk, frames: int) -> Callable[[], bool]:
+    """True once the daemon has processed `frames` more mic frames than now."""
+    target = kiosk.conversation.frames_processed + frames
+    return lambda: kiosk.conversation.frames_processed >= target
+
+
 def led(kiosk: SimulatedKiosk) -> tuple[float, float, float]:
     factory = kiosk.service.gpio.factory
     return tuple(float(factory.pin(p).state) for p in (RED, GREEN, BLUE))  # type: ignore[return-value]
@@ -78,16 +92,18 @@ async def test_buttons_and_leds_drive_the_daemon(
     stack = kiosk.stack
     assert stack is not None
     try:
-        await asyncio.sleep(0.3)
+        await kiosk.wait_for(lambda: len(set(led(kiosk))) == 1 and led(kiosk)[0] > 0, 5)
         idle_led = led(kiosk)
         # Push-to-talk: the turn opens on the press, before any speech.
         press(kiosk, TALK)
         await kiosk.wait_for(lambda: conversation.state is AgentState.LISTENING, 5)
         listening_led = led(kiosk)
-        await asyncio.sleep(3.5)  # the visitor speaks while holding the button
+        # The visitor speaks while holding the button, and lets go just after.
+        await kiosk.wait_for(lambda: heard_until_ms(kiosk, 0, after_ms=100), 15)
         release(kiosk, TALK)
         await kiosk.wait_for(lambda: conversation.state is AgentState.SPEAKING, 15)
-        await asyncio.sleep(0.3)
+        # The LED follows the state (from the thinking spin to steady green).
+        await kiosk.wait_for(lambda: led(kiosk) == (0.0, 0.5, 0.0), 5)
         speaking_led = led(kiosk)
         # Cancel: the speaker goes silent within a period or two.
         speaker = kiosk.speaker
@@ -95,7 +111,7 @@ async def test_buttons_and_leds_drive_the_daemon(
         await kiosk.wait_for(lambda: conversation.state is AgentState.IDLE, 5)
         cancelled_at = speaker.silent_since_ms or 0.0
         release(kiosk, CANCEL)
-        await asyncio.sleep(0.5)
+        await kiosk.wait_for(processed_more(kiosk, 25), 5)  # 500 ms of audio later
         late = [at for at, chunk in speaker.played if at > cancelled_at + 40 and any(chunk)]
         # Mute: the next utterance never reaches the gate or STT.
         press(kiosk, MUTE)
@@ -104,7 +120,8 @@ async def test_buttons_and_leds_drive_the_daemon(
         muted_led = led(kiosk)
         audio_before = sum(len(s.audio) for s in stack.stt.sessions)
         gate_events_before = kiosk.conversation.frames_processed
-        await asyncio.sleep(5.0)  # turn 2 is spoken while muted
+        # Turn 2 is spoken while muted; then a second in which a heard turn would end.
+        await kiosk.wait_for(lambda: heard_until_ms(kiosk, 1, after_ms=1000), 20)
         audio_after = sum(len(s.audio) for s in stack.stt.sessions)
         muted_turns = len(kiosk.observed.turns)
         gate_open = conversation.parts.gate.is_open

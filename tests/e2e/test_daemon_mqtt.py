@@ -16,7 +16,7 @@ import pytest
 
 from agentd.events import AgentState
 from agentd.sim.harness import SimulatedKiosk
-from tests.e2e.conftest import FAST, write_scenario
+from tests.e2e.conftest import FAST, LineReader, write_scenario
 from tests.helpers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
@@ -72,13 +72,15 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
     kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=mqtt_toml(broker))
     try:
         service = await kiosk.start()
+        # CONNECTED is reported after the command subscriptions were sent on the link.
         await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
-        await asyncio.sleep(0.5)
         status = await rr(broker, "status")
         assert status["ok"] and status["result"]["links"]["mqtt"] == "connected"
 
         online = await asyncio.to_thread(retained, broker, f"agentd/{DEVICE}/status")
-        discovery = await asyncio.to_thread(retained, broker, f"homeassistant/+/{DEVICE}/+/config")
+        discovery = await asyncio.to_thread(
+            retained, broker, f"homeassistant/device/{DEVICE}/config"
+        )
 
         played_before = len(kiosk.speaker.played)
         say = await rr(broker, "say", json.dumps({"text": "The museum closes in ten minutes."}))
@@ -116,8 +118,8 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
         broker.kill()
 
     assert f"agentd/{DEVICE}/status online" in online
-    assert any("/sensor/" in line for line in discovery)
-    assert any("/switch/" in line for line in discovery)
+    assert any('"platform":"sensor"' in line for line in discovery)
+    assert any('"platform":"switch"' in line for line in discovery)
     assert "The museum closes in ten minutes." in " ".join(announced)
     assert len(spoken) > 25  # > 0.5 s of audible announcement
     assert volume["ok"] and service.audio.speaker.volume == pytest.approx(0.4)
@@ -144,6 +146,7 @@ async def test_no_secret_ever_reaches_mqtt(tmp_path: Path, monkeypatch: pytest.M
          "-P", "watcher-pw", "-t", "#", "-v", "-V", "5"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    lines = LineReader(watch)
     monkeypatch.setenv("MQTT_PASSWORD", mqtt_canary)
     extra = mqtt_toml(broker) + f'username = "{DEVICE}"\n'
     turns = [{"visitor": "Hello, is anyone there?", "reply": "Yes, I am here.",
@@ -166,12 +169,18 @@ async def test_no_secret_ever_reaches_mqtt(tmp_path: Path, monkeypatch: pytest.M
              "-e", f"agentd/{DEVICE}/reply/console", "-m", ""],
             capture_output=True, text=True, timeout=15, check=False,
         )  # fmt: skip
-        await asyncio.sleep(1.5)
+        # The watcher has the fault event and the turn's metrics (what is asserted below).
+        await kiosk.wait_for(
+            lambda: (
+                lines.has(f"agentd/{DEVICE}/event/fault")
+                and lines.has(f"agentd/{DEVICE}/metrics/turn")
+            ),
+            10,
+        )
     finally:
         await kiosk.stop()
         broker.kill()
-        watch.terminate()
-    traffic, _ = watch.communicate(timeout=5)
+        traffic = lines.close()
     assert f"agentd/{DEVICE}/event/fault" in traffic  # the fault was published ...
     assert f"agentd/{DEVICE}/metrics/turn" in traffic
     assert '"ok": true' in status.stdout or '"ok":true' in status.stdout

@@ -17,7 +17,7 @@ import pytest
 
 from agentd.events import LinkState
 from agentd.sim.harness import SimulatedKiosk
-from tests.e2e.conftest import FAST, write_scenario
+from tests.e2e.conftest import FAST, LineReader, write_scenario
 from tests.helpers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(240)
@@ -149,6 +149,7 @@ async def test_broker_killed_and_restarted_mid_run(tmp_path: Path) -> None:
          "-i", "metrics-watch", "-t", "agentd/kiosk-mq/metrics/turn"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    lines = LineReader(sub)
     extra = f"""
 [device]
 id = "kiosk-mq"
@@ -166,18 +167,31 @@ discovery = false
         await kiosk.start()
         links = kiosk.service.reporting.links
         await kiosk.wait_for(lambda: links["mqtt"] is LinkState.CONNECTED, 10)
-        await asyncio.sleep(2.5)  # the watcher's persistent session is on the broker's disk
+        # The watcher's persistent session is on the broker's disk (autosave after it).
+        await kiosk.wait_for(lambda: _session_saved(broker, "metrics-watch"), 10)
         broker.kill()
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 2, 40)  # answered while away
         await asyncio.to_thread(broker.restart)
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 3, 40)
         await kiosk.wait_for(lambda: links["mqtt"] is LinkState.CONNECTED, 15)
-        await asyncio.sleep(1.5)
+        # Until the watcher has every turn's metrics (or the wait times out; asserted below).
+        turn_ids = {t.turn_id for t in kiosk.observed.turns}
+        await kiosk.wait_for(lambda: turn_ids <= _turn_ids(lines.lines), 15)
     finally:
         await kiosk.stop()
         broker.kill()
-        sub.terminate()
-    out, _ = sub.communicate(timeout=5)
-    ids = {json.loads(line)["turn_id"] for line in out.splitlines() if line.strip()}
+        out = lines.close()
+    ids = _turn_ids(out.splitlines())
     # Metrics of the turns answered while the broker was down arrived after it came back.
     assert {t.turn_id for t in kiosk.observed.turns} <= ids
+
+
+def _session_saved(broker: Mosquitto, client_id: str) -> bool:
+    """The broker saved its database after `client_id` subscribed (mosquitto's log)."""
+    log = broker.log_file.read_text(errors="replace")
+    subscribed = log.find(f"Sending SUBACK to {client_id}")
+    return subscribed >= 0 and "Saving in-memory database" in log[subscribed:]
+
+
+def _turn_ids(lines: list[str]) -> set[str]:
+    return {json.loads(line)["turn_id"] for line in list(lines) if line.strip()}

@@ -9,7 +9,6 @@ answer the next, fault-free turn normally.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import uuid
@@ -208,7 +207,8 @@ async def test_cloud_fault_matrix(tmp_path: Path, journal_logging: None) -> None
             results.append(
                 (case, kiosk.observed.turns[index], kiosk.observed.faults[faults_before:])
             )
-        await asyncio.sleep(1.5)  # one more health report
+        reports = len(watch.on("/health"))
+        await kiosk.wait_for(lambda: len(watch.on("/health")) > reports, 10)  # one more
         daemon_alive = not kiosk._task.done() if kiosk._task else False
         health = watch.on("/health")
     finally:
