@@ -106,7 +106,6 @@ class Reporting:
         if self.mqtt is not None:
             self.mqtt.publish_event("engagement", payload)
         self._show_lights()
-        self.notifier.status(self.status_text())
         self._notify("engagement", payload)
 
     def tool_limit(self, tool: str, limit: str, retry_after_s: float) -> None:
@@ -190,8 +189,6 @@ class Reporting:
 
     def status_text(self) -> str:
         state = self.state.value if self.state is not None else "starting"
-        if self.engagement:
-            state += f" ({self.engagement})"
         down = [n for n, s in self.links.items() if s in (LinkState.FAILED, LinkState.BACKOFF)]
         return state + (f"; degraded: {', '.join(down)}" if down else "")
 
