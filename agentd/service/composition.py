@@ -124,6 +124,7 @@ def build_conversation_parts(
     from agentd.audio.barge_in import BargeInDetector
     from agentd.audio.recorder import TurnRecorder
     from agentd.audio.vad_gate import VadGate
+    from agentd.conversation.turn_end import TurnEndPolicy
     from agentd.llm.client import ChatLlm
     from agentd.llm.history import ConversationHistory
     from agentd.llm.tool_catalog import tools_from_config
@@ -163,6 +164,7 @@ def build_conversation_parts(
         in_format=in_format,
         out_format=out_format,
         talk_mode=config.gpio.buttons.talk_mode,
+        turn_end=TurnEndPolicy(config.turn_end),
     )
 
 
