@@ -7,8 +7,9 @@ the local VAD pause:
 
 - what STT heard so far: a transcript ending in terminal punctuation is a finished
   sentence (U3 Pro punctuates what it transcribes, and ends its own turns there); one
-  ending in a comma, a filler ("um", "uh") or a function word ("with", "the", "and")
-  is not, whatever its punctuation; a transcript without punctuation is unsure;
+  ending without it, in a comma, a filler ("um", "uh") or a function word ("with",
+  "the", "and") is not (a question mark outranks the word list: "Where are you
+  from?"); from an STT that does not punctuate, a bare transcript is unsure;
 - the service's own end of turn (a final that arrives before the local endpoint) goes
   through the same judgement: it is only a transcript with a full stop or without one;
 - the local VAD pause: the time is counted from the last voiced frame, and the wait is
@@ -53,8 +54,12 @@ class Verdict(Enum):
     UNSURE = "unsure"  # no punctuation to go by: wait unpunctuated_pause_ms
 
 
-def judge(text: str) -> Verdict:
-    """The verdict on a transcript; an empty one is complete (nothing to wait for)."""
+def judge(text: str, *, punctuated: bool = True) -> Verdict:
+    """The verdict on a transcript; an empty one is complete (nothing to wait for).
+
+    `punctuated`: the STT formats its transcripts (U3 Pro always; Universal-Streaming
+    with format_turns), so a missing full stop means an unfinished sentence.
+    """
     text = text.strip()
     if not text:
         return Verdict.COMPLETE
@@ -66,7 +71,7 @@ def judge(text: str) -> Verdict:
         return Verdict.INCOMPLETE
     if text.endswith(TERMINAL):
         return Verdict.COMPLETE
-    if text.endswith(SOFT):
+    if text.endswith(SOFT) or punctuated:
         return Verdict.INCOMPLETE
     return Verdict.UNSURE
 
@@ -76,6 +81,7 @@ class TurnEndPolicy:
     """Decides from a transcript and the pause so far whether the visitor's turn ended."""
 
     config: TurnEndConfig
+    punctuated: bool = True  # the STT's transcripts carry punctuation (see judge)
 
     @property
     def adaptive(self) -> bool:
@@ -89,7 +95,7 @@ class TurnEndPolicy:
         """How much silence after the last voiced frame this transcript is waited for."""
         if not self.adaptive:
             return 0.0
-        verdict = judge(text)
+        verdict = judge(text, punctuated=self.punctuated)
         if verdict is Verdict.INCOMPLETE:
             return float(self.config.max_pause_ms)
         if verdict is Verdict.UNSURE:

@@ -404,6 +404,11 @@ class Conversation:
         return self._replies.in_flight
 
     @property
+    def speculations_dropped(self) -> int:
+        """Speculative replies dropped unheard because the visitor went on."""
+        return self._replies.speculations_dropped
+
+    @property
     def turns_completed(self) -> int:
         return self._replies.turns_completed
 

@@ -128,7 +128,7 @@ def build_conversation_parts(
     from agentd.llm.client import ChatLlm
     from agentd.llm.history import ConversationHistory
     from agentd.llm.tool_catalog import tools_from_config
-    from agentd.stt.assemblyai import AssemblyAiStt
+    from agentd.stt.assemblyai import U3_MODELS, AssemblyAiStt
     from agentd.tts.elevenlabs import ElevenLabsTts
     from agentd.tts.fallback import FallbackVoice
     from agentd.tts.splitter import ClauseSplitter
@@ -164,7 +164,10 @@ def build_conversation_parts(
         in_format=in_format,
         out_format=out_format,
         talk_mode=config.gpio.buttons.talk_mode,
-        turn_end=TurnEndPolicy(config.turn_end),
+        turn_end=TurnEndPolicy(
+            config.turn_end,
+            punctuated=config.stt.speech_model in U3_MODELS or config.stt.format_turns,
+        ),
     )
 
 
