@@ -295,15 +295,15 @@ class Conversation:
             recorder.discard()
             self._set_state(AgentState.IDLE)
             return
-        recorder.save(record.turn_id)
         if record.speech_end_ms is None and not self._ptt_active:
             # The STT final beat our own endpoint: the gate still knows when the voice ended.
             record.speech_end_ms = self.parts.gate.voice_end_ms
         self._cancel("new turn")
         deadline = self.parts.turn_end.deadline_ms(text, record.speech_end_ms or event.at_ms)
         if deadline is not None and not ptt_turn and deadline > now_ms():
-            self._hold_turn(record, text, deadline)
+            self._hold_turn(record, text, deadline)  # the recording goes on with the turn
             return
+        recorder.save(record.turn_id)
         self._answer(record, text)
 
     def _answer(self, record: TurnRecord, text: str) -> None:
@@ -330,6 +330,7 @@ class Conversation:
         if pending is None or at_ms < pending.deadline_ms or self.parts.gate.last_voiced:
             return  # a voiced frame may be the visitor going on: let the gate decide
         self._pending = None
+        self.parts.recorder.save(pending.record.turn_id)
         reply = self._replies.current
         if reply is not None and reply.held:
             log_transcript(
