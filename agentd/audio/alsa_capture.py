@@ -110,7 +110,7 @@ class AlsaCapture:
             if len(data) != period_bytes:
                 log.debug("short capture read: %d bytes", len(data))
             mono = dsp.to_mono(data, self.config.channels, self.config.channel)
-            self.stats.frames += len(mono) // 2
+            self.stats.frames += len(mono) // self.format.bytes_per_frame
             try:
                 on_frame(AudioChunk(mono, self.format, captured_at))
             except Exception:  # thread boundary: a consumer bug must not stop capture

@@ -213,7 +213,7 @@ class AlsaPlayback:
             self.stats.underruns += 1
             return
         self.reference.push(chunk, heard_at)
-        self.stats.frames += len(chunk) // 2
+        self.stats.frames += len(chunk) // self.format.bytes_per_frame
         end = max(heard_at, now_ms()) + self.format.duration_ms(len(chunk))
         with self._cond:
             self._heard_until_ms = end
@@ -223,7 +223,7 @@ class AlsaPlayback:
             avail = int(self._pcm.avail())
         except Exception:
             return 0
-        size = self.config.buffer_periods * self._period // 2
+        size = self.config.buffer_periods * self._period // self.format.bytes_per_frame
         return max(0, size - avail)
 
     def _open(self) -> bool:

@@ -15,6 +15,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from agentd.audio.format import AudioFormat
 from agentd.checkcloud.report import ServiceReport
 from agentd.errors import AgentdError, LlmError, LlmTimeout, TtsError
 from agentd.events import FaultRaised, LinkChanged, LinkState, TranscriptPartial, TurnFinalized
@@ -58,7 +59,7 @@ async def check_stt(config: Config, api_key: str, phrase_pcm: bytes) -> ServiceR
     events: asyncio.Queue[object] = asyncio.Queue()
     stt = AssemblyAiStt(config.stt, api_key, rate_hz, events.put_nowait)
     loop = asyncio.get_running_loop()
-    speech_s = len(phrase_pcm) / 2 / rate_hz
+    speech_s = AudioFormat(rate_hz).duration_ms(len(phrase_pcm)) / 1000
     budget_s = config.stt.connect_timeout_s + speech_s + config.stt.final_timeout_s + _STT_SLACK_S
     feeder: asyncio.Task[float] | None = None
     try:
@@ -91,8 +92,9 @@ async def check_stt(config: Config, api_key: str, phrase_pcm: bytes) -> ServiceR
 async def _feed(stt: Any, pcm: bytes, rate_hz: int) -> float:
     """Feed `pcm` plus a little silence at real-time pace; returns when speech ended."""
     loop = asyncio.get_running_loop()
-    step = rate_hz * _FEED_MS // 1000 * 2
-    audio = pcm + bytes(rate_hz * _TRAILING_SILENCE_MS // 1000 * 2)
+    fmt = AudioFormat(rate_hz)
+    step = fmt.bytes_for_ms(_FEED_MS)
+    audio = pcm + bytes(fmt.bytes_for_ms(_TRAILING_SILENCE_MS))
     start = loop.time()
     for index, offset in enumerate(range(0, len(audio), step)):
         # deadlines, not relative sleeps: never faster than real time (AssemblyAI 3007)
@@ -100,7 +102,7 @@ async def _feed(stt: Any, pcm: bytes, rate_hz: int) -> float:
         if delay > 0:
             await asyncio.sleep(delay)
         stt.feed(audio[offset : offset + step])
-    speech_end = start + len(pcm) / 2 / rate_hz
+    speech_end = start + fmt.duration_ms(len(pcm)) / 1000
     stt.end_utterance()
     return speech_end
 
@@ -263,7 +265,7 @@ async def check_tts(config: Config, api_key: str) -> ServiceReport:
             pcm = b"".join([chunk async for chunk in stream])
         report.total_ms = (loop.time() - started) * 1000
         report.first_ms = tts.last_first_byte_ms
-        seconds = len(pcm) / 2 / rate_hz
+        seconds = AudioFormat(rate_hz).duration_ms(len(pcm)) / 1000
         report.detail = f"{seconds:.2f} s of pcm_{rate_hz}"
         words = len(TTS_PHRASE.split())
         low, high = (words * s for s in _SECONDS_PER_WORD)

@@ -33,6 +33,19 @@ class PrivacyConfig:
     """Audio retention: nothing is written to disk unless a debug option says so."""
 
     record_audio_dir: str = setting("", doc="Debug only: write each turn's audio here.")
+    allow_remote_capture: bool = setting(
+        False,
+        doc="Let an operator record the next turns over MQTT (cmd/capture) for debugging; "
+        "capture is always shown in health, on the LEDs and in the journal.",
+    )
+    capture_dir: str = setting("", doc="Where captured turns wait; empty = <state_dir>/capture.")
+    capture_max_turns: int = setting(5, min=1, max=20, doc="Most turns one cmd/capture may ask.")
+    capture_max_bytes: int = setting(
+        20_000_000, min=100_000, max=500_000_000, doc="All stored captures together."
+    )
+    capture_max_age_s: float = setting(
+        3600.0, min=60.0, max=604800.0, doc="Captures not retrieved by then are deleted."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,11 @@ class Conversation:
         self._resumed = False
         self._ptt_turn = False
         self.frames_processed = 0
+        # Diagnostics hooks (agentd.diagnostics): while `audio_tap` is set the mic goes to
+        # it instead of the turn (the self-test's seconds); `event_observer` sees every
+        # event handled (turn capture's timeline). Both None in normal running.
+        self.audio_tap: Callable[[AudioChunk], None] | None = None
+        self.event_observer: Callable[[object], None] | None = None
         self._handlers: dict[type, Handler] = dict(
             (
                 _entry(VoicedAudio, self._on_voiced_audio),
@@ -129,6 +134,9 @@ class Conversation:
     def on_audio(self, chunk: AudioChunk) -> None:
         """One capture period of mono PCM; runs on the loop, must stay cheap."""
         self.frames_processed += 1
+        if self.audio_tap is not None:
+            self.audio_tap(chunk)
+            return
         if self.muted:
             return
         parts = self.parts
@@ -185,6 +193,11 @@ class Conversation:
     def handle(self, event: object) -> None:
         """Route one event by the handler table; never raises (bad events are logged)."""
         handler = self._handlers.get(type(event))
+        if self.event_observer is not None:
+            try:
+                self.event_observer(event)
+            except Exception:  # a diagnostics bug must not stop the conversation
+                log.exception("event observer failed")
         if handler is None:
             log.warning("no handler for %s", type(event).__name__)
             return

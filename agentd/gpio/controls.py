@@ -72,6 +72,11 @@ class GpioControls:
         if self.lights is not None:
             self.lights.show(state)
 
+    def show_capture(self, active: bool) -> None:
+        """Turn capture armed: the LEDs say so whatever the state (patterns.capture_variant)."""
+        if self.lights is not None:
+            self.lights.set_capture(active)
+
     async def raise_staff_call(self) -> None:
         """Hold the staff-call output high for staff_call_pulse_s; a new call extends it."""
         out = self._staff_out

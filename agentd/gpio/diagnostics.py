@@ -1,37 +1,39 @@
 """`agentd devices` GPIO data and `agentd test-hardware`: the installer's first check.
 
-test-hardware plays a 1 kHz tone on the playback device, records 2 s from the capture
-device and reports its RMS level in dBFS, lights each LED in turn, and waits (with a
-timeout) for each fitted button. It runs with `gpio.pin_factory = "mock"` too, which
-is how the tests drive it. Audio goes through pyalsaaudio directly unless `play` /
-`record` callables are passed.
+test-hardware runs the audio self-test (agentd.diagnostics.self_test, the same one MQTT
+`cmd/self_test` runs) on the configured playback and capture devices: a sweep out, the
+room back in, with echo delay and coupling, noise floor, mic level, clipping and advice
+naming the config key to change. Then it lights each LED in turn and waits (with a
+timeout) for each fitted button. It runs with `gpio.pin_factory = "mock"` too, which is
+how the tests drive it; the device backends (`alsa`, or the simulator's) are passed in.
 """
 
 from __future__ import annotations
 
-import array
+import asyncio
 import glob
-import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.config import Config
+from agentd.diagnostics.self_test import DeviceProbe, run_self_test
 from agentd.errors import AgentdError
+from agentd.events import LinkState
 from agentd.gpio.buttons import BUTTON_NAMES
 from agentd.gpio.patterns import COLOURS
 from agentd.gpio.pins import make_pin_factory, probe_factories
+from agentd.service.composition import (
+    BUILTIN_BACKENDS,
+    AudioDevices,
+    DeviceBackends,
+    DeviceBridges,
+    build_audio,
+)
 
-TONE_HZ = 1000.0
-TONE_S = 1.0
-TONE_DBFS = -12.0  # loud enough to hear, far from clipping
-RECORD_S = 2.0
-SILENT_DBFS = -75.0  # below this a live mic is not plugged in / muted (16-bit floor ~ -96)
 LED_ON_S = 0.5
-
-Play = Callable[[bytes, int], None]  # (S16_LE mono PCM, rate_hz)
-Record = Callable[[float, int, int], bytes]  # (seconds, rate_hz, channels) -> S16_LE PCM
 
 
 def describe_gpio(dev_dir: str = "/dev") -> dict[str, Any]:
@@ -43,82 +45,6 @@ def describe_gpio(dev_dir: str = "/dev") -> dict[str, Any]:
     }
 
 
-def tone(rate_hz: int, seconds: float = TONE_S, freq_hz: float = TONE_HZ) -> bytes:
-    """A sine tone at TONE_DBFS as S16_LE mono."""
-    amplitude = 32767 * 10 ** (TONE_DBFS / 20)
-    samples = array.array(
-        "h",
-        (
-            round(amplitude * math.sin(2 * math.pi * freq_hz * i / rate_hz))
-            for i in range(int(rate_hz * seconds))
-        ),
-    )
-    return samples.tobytes()
-
-
-def rms_dbfs(pcm: bytes, channels: int = 1, channel: int = -1) -> float:
-    """RMS level of S16_LE `pcm` in dBFS (-inf for digital silence); -1 = all channels."""
-    samples = array.array("h")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
-    if channel >= 0 and channels > 1:
-        samples = samples[channel::channels]
-    if not samples:
-        return -math.inf
-    mean_square = sum(s * s for s in samples) / len(samples)
-    return -math.inf if mean_square == 0 else 10 * math.log10(mean_square / 32768**2)
-
-
-def alsa_player(device: str) -> Play:
-    def play(pcm: bytes, rate_hz: int) -> None:
-        import alsaaudio
-
-        period = rate_hz // 50  # 20 ms periods
-        out = alsaaudio.PCM(
-            alsaaudio.PCM_PLAYBACK,
-            device=device,
-            channels=1,
-            rate=rate_hz,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=period,
-        )
-        try:
-            for i in range(0, len(pcm), period * 2):
-                out.write(pcm[i : i + period * 2])
-            out.drain()
-        finally:
-            out.close()
-
-    return play
-
-
-def alsa_recorder(device: str) -> Record:
-    def record(seconds: float, rate_hz: int, channels: int) -> bytes:
-        import alsaaudio
-
-        period = rate_hz // 50
-        mic = alsaaudio.PCM(
-            alsaaudio.PCM_CAPTURE,
-            device=device,
-            channels=channels,
-            rate=rate_hz,
-            format=alsaaudio.PCM_FORMAT_S16_LE,
-            periodsize=period,
-        )
-        want = int(seconds * rate_hz) * channels * 2
-        data = bytearray()
-        try:
-            while len(data) < want:
-                frames, chunk = mic.read()
-                if frames < 0:  # overrun: keep going, the level is still meaningful
-                    continue
-                data.extend(chunk)
-        finally:
-            mic.close()
-        return bytes(data[:want])
-
-    return record
-
-
 def test_hardware(
     config: Config,
     out: TextIO,
@@ -126,12 +52,11 @@ def test_hardware(
     button_timeout_s: float = 10.0,
     factory: Any = None,
     spi: Any = None,
-    play: Play | None = None,
-    record: Record | None = None,
+    backends: DeviceBackends = BUILTIN_BACKENDS,
     led_on_s: float = LED_ON_S,
 ) -> int:
     """Run every check, print one line per result; 0 if all passed, 1 otherwise."""
-    failures = _check_audio(config, out, play, record)
+    failures = _check_audio(config, out, backends)
     if config.gpio.enabled:
         try:
             if factory is None:
@@ -152,28 +77,54 @@ def _say(out: TextIO, line: str) -> None:
     out.flush()
 
 
-def _check_audio(config: Config, out: TextIO, play: Play | None, record: Record | None) -> int:
+def _check_audio(config: Config, out: TextIO, backends: DeviceBackends) -> int:
+    """The audio self-test on freshly opened devices; one line per finding."""
     pb, cap = config.audio.playback, config.audio.capture
-    failures = 0
-    _say(out, f"playing a {TONE_HZ:.0f} Hz tone on {pb.device!r} for {TONE_S:.0f} s")
+    _say(out, f"audio self-test: a sweep on {pb.device!r}, recording {cap.device!r} (stay quiet)")
+    lost: list[str] = []
+
+    def link(name: str, state: LinkState, detail: str) -> None:
+        if state is not LinkState.CONNECTED:
+            lost.append(f"{name}: {detail or state.value}")
+
     try:
-        (play or alsa_player(pb.device))(tone(pb.rate_hz), pb.rate_hz)
-        _say(out, "OK playback (did you hear it?)")
-    except Exception as exc:  # ALSA raises plain errors; report them all
-        _say(out, f"FAIL playback {pb.device!r}: {exc}")
-        failures += 1
-    _say(out, f"recording {RECORD_S:.0f} s from {cap.device!r}: speak now")
+        audio = build_audio(config, backends, DeviceBridges(link, lambda _event: None))
+    except AgentdError as exc:
+        _say(out, f"FAIL audio devices: {exc}")
+        return 1
     try:
-        pcm = (record or alsa_recorder(cap.device))(RECORD_S, cap.rate_hz, cap.channels)
-    except Exception as exc:  # ALSA raises plain errors; report them all
-        _say(out, f"FAIL capture {cap.device!r}: {exc}")
-        return failures + 1
-    level = rms_dbfs(pcm, cap.channels, cap.channel)
-    if level < SILENT_DBFS:
-        _say(out, f"FAIL capture level {level:.1f} dBFS: microphone silent (muted or unplugged?)")
-        return failures + 1
-    _say(out, f"OK capture level {level:.1f} dBFS")
-    return failures
+        probe = _probe(audio, cap.rate_hz, pb.volume)
+        report = asyncio.run(run_self_test(probe, config))
+    finally:
+        audio.capture.close()
+        audio.playback.close()
+    if report.measurement is None:
+        _say(out, f"FAIL audio self-test: {report.error}" + (f" ({lost[0]})" if lost else ""))
+        return 1
+    m = report.measurement
+    delay = f"{m.echo_delay_ms} ms, {m.echo_coupling_db} dB" if m.echo_detected else "none heard"
+    _say(out, f"capture level {m.mic_rms_dbfs} dBFS, noise floor {m.noise_floor_dbfs} dBFS, "
+              f"clipped {m.clipped_percent} %, echo {delay}")  # fmt: skip
+    for advice in report.recommendations:
+        _say(out, f"ADVICE {advice.key}: {advice.advice}")
+    _say(out, "OK audio" if report.ok else "FAIL audio (see ADVICE)")
+    return 0 if report.ok else 1
+
+
+def _probe(audio: AudioDevices, rate_hz: int, gain: float) -> DeviceProbe:
+    """A DeviceProbe on devices the CLI opened: the mic's thread hands chunks to the probe."""
+    tap: list[Callable[[AudioChunk], None]] = []
+
+    def deliver(chunk: AudioChunk) -> None:  # capture thread
+        if tap:
+            tap[0](chunk)
+
+    def attach(on_chunk: Callable[[AudioChunk], None]) -> Callable[[], None]:
+        tap.append(on_chunk)
+        audio.capture.start(deliver)
+        return tap.clear
+
+    return DeviceProbe(audio.playback, attach, AudioFormat(rate_hz), gain)
 
 
 def _check_leds(config: Config, out: TextIO, factory: Any, spi: Any, on_s: float) -> int:

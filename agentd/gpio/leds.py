@@ -21,7 +21,14 @@ from typing import Any, Protocol
 from agentd.config.sections_gpio import LedsConfig
 from agentd.errors import GpioError
 from agentd.events import AgentState
-from agentd.gpio.patterns import Pattern, Rgb, level_at, next_change_s, resolve_patterns
+from agentd.gpio.patterns import (
+    Pattern,
+    Rgb,
+    capture_variant,
+    level_at,
+    next_change_s,
+    resolve_patterns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +170,7 @@ class StatusLights:
         self._wake = threading.Event()
         self._pattern = OFF
         self._state: AgentState | None = None
+        self._capture = False  # turn capture armed: every state in its capture variant
         self._since = time.monotonic()
         self._generation = 0
         self._rendered_generation = -1
@@ -180,7 +188,19 @@ class StatusLights:
         return self._state
 
     def pattern_for(self, state: AgentState) -> Pattern:
-        return self._patterns.get(state, OFF)
+        pattern = self._patterns.get(state, OFF)
+        if self._capture:
+            return capture_variant(pattern, colour=self.driver.colour)
+        return pattern
+
+    def set_capture(self, active: bool) -> None:
+        """Show (or stop showing) that turn capture is armed, over any state."""
+        with self._lock:
+            if self._closed or active == self._capture:
+                return
+            self._capture = active
+            if self._state is not None:
+                self._set(self.pattern_for(self._state))
 
     def show(self, state: AgentState) -> None:
         """Switch to `state`'s pattern (no-op if already shown); never blocks on hardware."""

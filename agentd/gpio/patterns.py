@@ -66,6 +66,13 @@ COLOUR_DEFAULTS: dict[AgentState, str] = {
 }
 
 
+# While turn capture is armed (agentd.diagnostics.capture) the kiosk must look different:
+# a colour ring keeps each state's effect in magenta, a colour no state uses by default;
+# a mono LED cannot change colour, so it shows slow_blink, an effect no state uses.
+CAPTURE_COLOUR = "magenta"
+CAPTURE_MONO_EFFECT = "slow_blink"
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """One effect in one colour."""
@@ -121,6 +128,15 @@ def resolve_patterns(overrides: Mapping[str, str], *, colour: bool) -> dict[Agen
     return {
         state: parse_pattern(text, f"gpio.leds.patterns.{state}") for state, text in texts.items()
     }
+
+
+def capture_variant(pattern: Pattern, *, colour: bool) -> Pattern:
+    """How `pattern` looks while turn capture is armed (see CAPTURE_COLOUR)."""
+    if colour:
+        return Pattern(
+            pattern.effect if pattern.effect != "off" else "dim", COLOURS[CAPTURE_COLOUR]
+        )
+    return Pattern(CAPTURE_MONO_EFFECT, pattern.colour)
 
 
 def level_at(effect: str, t_s: float, index: int = 0, count: int = 1) -> float:

@@ -27,6 +27,10 @@ from agentd.errors import CommandError
 MAX_SAY_CHARS = 1000  # a spoken announcement; longer text is a mistake, not a message
 MAX_PROMPT_CHARS = 8000  # persona prompt; still also bounded by max_command_bytes
 MAX_ID_CHARS = 64
+MAX_CAPTURE_TURNS = 20  # hard cap; privacy.capture_max_turns may only lower it
+MAX_CHUNK_BYTES = 65536  # capture_get: 64 KiB raw -> ~87 KiB base64, well under broker limits
+DEFAULT_CHUNK_BYTES = 32768
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # capture files; no paths
 DANGEROUS = frozenset({"set_prompt", "reload_config", "restart"})
 _SECRET_KEY = re.compile(r"pass|secret|token|api_key|apikey|credential", re.IGNORECASE)
 
@@ -43,6 +47,12 @@ class CommandTarget(Protocol):
     def status(self) -> dict[str, object]: ...
     async def set_prompt(self, prompt: str) -> None: ...  # persisted by the daemon
     async def restart(self) -> None: ...
+    async def self_test(self) -> dict[str, object]: ...  # raises CommandError("busy") if not now
+    def effective_config(self) -> dict[str, object]: ...  # secrets as set/unset
+    async def capture(self, turns: int) -> dict[str, object]: ...  # 0 = stop
+    async def capture_get(
+        self, file: str | None, offset: int, length: int
+    ) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +84,15 @@ def _volume(value: Any) -> float:
     return float(value) / 100.0
 
 
-# name -> (required keys, plain-text form): the schema of every command
+def _integer(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CommandError("invalid", f"'{key}' must be an integer {low}..{high}")
+    if not low <= value <= high:
+        raise CommandError("invalid", f"'{key}' must be {low}..{high}, got {value}")
+    return value
+
+
+# name -> required keys: the schema of every command (optional keys in _OPTIONAL)
 _SCHEMA: dict[str, tuple[str, ...]] = {
     "say": ("text",),
     "mute": (),
@@ -86,7 +104,12 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "status": (),
     "set_prompt": ("prompt",),
     "restart": (),
+    "self_test": (),
+    "config": (),
+    "capture": ("turns",),
+    "capture_get": (),
 }
+_OPTIONAL: dict[str, tuple[str, ...]] = {"capture_get": ("file", "offset", "length")}
 COMMAND_NAMES = tuple(_SCHEMA)
 
 
@@ -121,7 +144,7 @@ def _from_json(name: str, text: str) -> Command:
     ):
         raise CommandError("invalid", f"'id' must be a string of at most {MAX_ID_CHARS} chars")
     required = _SCHEMA[name]
-    unknown = sorted(set(data) - set(required))
+    unknown = sorted(set(data) - set(required) - set(_OPTIONAL.get(name, ())))
     if unknown:
         raise CommandError("invalid", f"unknown key {unknown[0][:40]!r} for {name}")
     missing = [k for k in required if k not in data]
@@ -140,12 +163,18 @@ def _from_plain(name: str, text: str) -> Command:
         return Command(name, {"level": _volume(level)})
     if name == "mute" and text.upper() == "OFF":
         return Command("unmute")
+    if name == "capture":
+        try:
+            turns = int(text)
+        except ValueError:
+            raise CommandError("malformed", "capture needs 'turns': a number of turns") from None
+        return Command(name, {"turns": _integer(turns, "turns", 0, MAX_CAPTURE_TURNS)})
     if name in ("say", "set_prompt"):
         key = _SCHEMA[name][0]
         limit = MAX_SAY_CHARS if name == "say" else MAX_PROMPT_CHARS
         return Command(name, {key: _text(text, key, limit)})
     if text.upper() in ("", "PRESS", "ON"):
-        return Command(name)
+        return Command(name, _capture_get_args({}) if name == "capture_get" else {})
     raise CommandError("malformed", f"{name} takes no arguments (send '' or a JSON object)")
 
 
@@ -156,7 +185,24 @@ def _check_args(name: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"prompt": _text(data["prompt"], "prompt", MAX_PROMPT_CHARS)}
     if name == "volume":
         return {"level": _volume(data["level"])}
+    if name == "capture":
+        return {"turns": _integer(data["turns"], "turns", 0, MAX_CAPTURE_TURNS)}
+    if name == "capture_get":
+        return _capture_get_args(data)
     return {}
+
+
+def _capture_get_args(data: dict[str, Any]) -> dict[str, Any]:
+    """No file: list what is stored. A file: one chunk from `offset` (resumable)."""
+    file = data.get("file")
+    if file is not None and not (isinstance(file, str) and _FILE_NAME.match(file)):
+        raise CommandError("invalid", "'file' must be a capture file name from the listing")
+    if file is None and ("offset" in data or "length" in data):
+        key = "offset" if "offset" in data else "length"
+        raise CommandError("invalid", f"'{key}' needs 'file'")
+    offset = _integer(data.get("offset", 0), "offset", 0, 2**31)
+    length = _integer(data.get("length", DEFAULT_CHUNK_BYTES), "length", 1, MAX_CHUNK_BYTES)
+    return {"file": file, "offset": offset, "length": length}
 
 
 async def dispatch(command: Command, target: CommandTarget) -> dict[str, object]:
@@ -181,6 +227,16 @@ async def dispatch(command: Command, target: CommandTarget) -> dict[str, object]
         await target.set_prompt(args["prompt"])
     elif name == "restart":
         await target.restart()
+    elif name == "self_test":
+        return await target.self_test()
+    elif name == "config":
+        # not scrubbed: keys like max_tokens are config, and secrets are never in it
+        # (credentials come from $CREDENTIALS_DIRECTORY; the target lists them set/unset)
+        return target.effective_config()
+    elif name == "capture":
+        return await target.capture(args["turns"])
+    elif name == "capture_get":
+        return await target.capture_get(args["file"], args["offset"], args["length"])
     return {}
 
 

@@ -1,15 +1,21 @@
-"""Home Assistant MQTT discovery, per-entity configs.
+"""Home Assistant MQTT discovery: one device-based discovery message per kiosk.
 
-We publish one retained config per entity under
-`<prefix>/<component>/<device_id>/<object_id>/config` (the per-entity layout every Home
-Assistant release since 0.x understands; the newer single-topic device discovery needs
-2024.11+, and kiosks often sit next to older installations). All entities share one
-`device` block, so Home Assistant still groups them as one device.
+Published retained at QoS 1 on `<prefix>/device/<device_id>/config` (device-based
+discovery, Home Assistant 2024.11+): the `device` and `origin` blocks and the
+availability once at the root, every entity under `components` with its `platform`
+(https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload).
+Availability is the device's retained `status` topic (LWT, `online`/`offline`).
 
-Entities: sensors state / last voice-to-voice latency / turns today / errors today (all
-read from retained topics, so they survive a Home Assistant restart), a mute switch, a
-volume number (0..100 %), and buttons restart-conversation / test-speaker. Availability
-is the device's `status` topic (LWT), with HA's default `online`/`offline` payloads.
+Entities: the conversation state (an enum sensor), voice-to-voice latency, turns today;
+diagnostic sensors (entity_category `diagnostic`) for errors, the last self-test's echo
+delay / echo coupling / noise floor / clipping, the config hash and the capture state;
+a mute switch, a volume number (0..100 %), and buttons restart-conversation, test-speaker
+and self-test. All sensors read retained topics, so they survive a Home Assistant
+restart.
+
+Kiosks that published the older per-entity configs
+(`<prefix>/<component>/<device_id>/<object_id>/config`) are cleaned up by publishing
+`legacy_removal_messages` (see docs/mqtt.md for Home Assistant's migration steps).
 """
 
 from __future__ import annotations
@@ -17,9 +23,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from agentd.events import AgentState
 from agentd.mqtt.topics import STATUS_OFFLINE, STATUS_ONLINE, Topics
 
 TEST_SPEAKER_TEXT = "This is a speaker test."
+ORIGIN_URL = "https://github.com/agentd/agentd"  # support_url shown in Home Assistant
+DIAGNOSTIC = "diagnostic"
+_LEGACY = (
+    ("sensor", "state"), ("sensor", "latency"), ("sensor", "turns_today"), ("sensor", "errors"),
+    ("switch", "mute"), ("number", "volume"), ("button", "restart_conversation"),
+    ("button", "test_speaker"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,76 +48,116 @@ class DeviceInfo:
     suggested_area: str = ""
 
 
+def discovery_topic(prefix: str, device_id: str) -> str:
+    return f"{prefix.strip('/')}/device/{device_id}/config"
+
+
 def discovery_messages(prefix: str, topics: Topics, device: DeviceInfo) -> list[tuple[str, str]]:
-    """Every (config topic, JSON payload) to publish retained at QoS 1."""
-    out: list[tuple[str, str]] = []
-    for component, object_id, entity in _entities(topics):
-        config = _common(topics, device, object_id) | entity
-        topic = f"{prefix.strip('/')}/{component}/{device.device_id}/{object_id}/config"
-        out.append((topic, json.dumps(config, separators=(",", ":"))))
-    return out
-
-
-def removal_messages(prefix: str, device_id: str) -> list[tuple[str, str]]:
-    """Empty retained configs remove the entities from Home Assistant."""
-    return [
-        (f"{prefix.strip('/')}/{component}/{device_id}/{object_id}/config", "")
-        for component, object_id, _ in _entities(Topics("x", device_id))
-    ]
-
-
-def _common(topics: Topics, device: DeviceInfo, object_id: str) -> dict[str, object]:
+    """The (topic, JSON payload) to publish retained at QoS 1: one device message."""
     block: dict[str, object] = {
         "identifiers": [f"agentd_{device.device_id}"],
         "name": device.name,
         "model": device.model,
         "manufacturer": device.manufacturer,
-        "sw_version": device.sw_version,
     }
+    if device.sw_version:
+        block["sw_version"] = device.sw_version
     if device.suggested_area:
         block["suggested_area"] = device.suggested_area
-    return {
-        "unique_id": f"agentd_{device.device_id}_{object_id}",
-        "object_id": f"{device.device_id}_{object_id}",
-        "availability_topic": topics.status,
-        "payload_available": STATUS_ONLINE,
-        "payload_not_available": STATUS_OFFLINE,
-        "device": block,
-        "origin": {"name": "agentd", "sw_version": device.sw_version},
+    origin: dict[str, object] = {"name": "agentd", "support_url": ORIGIN_URL}
+    if device.sw_version:
+        origin["sw_version"] = device.sw_version
+    components = {
+        object_id: {"platform": platform, "unique_id": f"agentd_{device.device_id}_{object_id}"}
+        | entity
+        for platform, object_id, entity in _entities(topics)
     }
+    payload = {
+        "device": block,
+        "origin": origin,
+        "availability": [
+            {
+                "topic": topics.status,
+                "payload_available": STATUS_ONLINE,
+                "payload_not_available": STATUS_OFFLINE,
+            }
+        ],
+        "components": components,
+    }
+    topic = discovery_topic(prefix, device.device_id)
+    return [(topic, json.dumps(payload, separators=(",", ":")))]
+
+
+def removal_messages(prefix: str, device_id: str) -> list[tuple[str, str]]:
+    """An empty retained device config removes the device's entities from Home Assistant."""
+    return [(discovery_topic(prefix, device_id), "")]
+
+
+def legacy_removal_messages(prefix: str, device_id: str) -> list[tuple[str, str]]:
+    """Empty retained configs for the per-entity topics earlier versions published."""
+    root = prefix.strip("/")
+    return [(f"{root}/{c}/{device_id}/{o}/config", "") for c, o in _LEGACY]
+
+
+def _health_value(path: str) -> str:
+    """A template reading `health` that renders None (unknown) when a level is missing."""
+    head, _, leaf = path.partition(".")
+    if not leaf:
+        return f"{{{{ value_json.{head} }}}}"
+    return f"{{{{ value_json.{head}.{leaf} if value_json.{head} else None }}}}"
+
+
+def _diagnostic_sensor(name: str, health: str, path: str, **extra: object) -> dict[str, object]:
+    return {"name": name, "state_topic": health, "value_template": _health_value(path),
+            "entity_category": DIAGNOSTIC, **extra}  # fmt: skip
 
 
 def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
     health = topics.health
     return [
         ("sensor", "state", {
-            "name": "State",
+            "name": "Conversation state",
             "state_topic": topics.state,
+            "device_class": "enum",
+            "options": [s.value for s in AgentState],
             "icon": "mdi:account-voice",
         }),
         ("sensor", "latency", {
             "name": "Last voice-to-voice latency",
             "state_topic": health,
-            "value_template": "{{ value_json.last_voice_to_voice_ms }}",
+            "value_template": _health_value("last_voice_to_voice_ms"),
             "unit_of_measurement": "ms",
             "device_class": "duration",
             "state_class": "measurement",
+            "entity_category": DIAGNOSTIC,
         }),
         ("sensor", "turns_today", {
             "name": "Turns today",
             "state_topic": health,
-            "value_template": "{{ value_json.turns_today }}",
+            "value_template": _health_value("turns_today"),
             "state_class": "total_increasing",
             "icon": "mdi:counter",
         }),
-        ("sensor", "errors", {
-            "name": "Errors today",
-            "state_topic": health,
-            "value_template": "{{ value_json.errors_today }}",
-            "state_class": "total_increasing",
-            "entity_category": "diagnostic",
-            "icon": "mdi:alert-circle-outline",
-        }),
+        ("sensor", "errors", _diagnostic_sensor(
+            "Errors today", health, "errors_today", state_class="total_increasing",
+            icon="mdi:alert-circle-outline")),
+        ("sensor", "echo_delay", _diagnostic_sensor(
+            "Self-test echo delay", health, "self_test.echo_delay_ms", unit_of_measurement="ms",
+            device_class="duration", state_class="measurement", icon="mdi:timer-outline")),
+        ("sensor", "echo_coupling", _diagnostic_sensor(
+            "Self-test echo coupling", health, "self_test.echo_coupling_db",
+            unit_of_measurement="dB", state_class="measurement", icon="mdi:speaker-wireless")),
+        ("sensor", "noise_floor", _diagnostic_sensor(
+            "Self-test noise floor", health, "self_test.noise_floor_dbfs",
+            unit_of_measurement="dBFS", state_class="measurement", icon="mdi:waveform")),
+        ("sensor", "clipping", _diagnostic_sensor(
+            "Self-test mic clipping", health, "self_test.clipped_percent",
+            unit_of_measurement="%", state_class="measurement", icon="mdi:sine-wave")),
+        ("sensor", "config_hash", _diagnostic_sensor(
+            "Config hash", health, "config_hash", icon="mdi:file-cog-outline")),
+        ("sensor", "capture", _diagnostic_sensor(
+            "Turn capture (turns left)", health, "capture.armed_turns",
+            icon="mdi:record-rec")),
         ("switch", "mute", {
             "name": "Mute",
             "command_topic": topics.cmd("mute"),
@@ -119,7 +173,7 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
             "name": "Volume",
             "command_topic": topics.cmd("volume"),
             "state_topic": health,
-            "value_template": "{{ value_json.volume_percent }}",
+            "value_template": _health_value("volume_percent"),
             "min": 0,
             "max": 100,
             "step": 1,
@@ -137,6 +191,14 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
             "name": "Test speaker",
             "command_topic": topics.cmd("say"),
             "payload_press": json.dumps({"text": TEST_SPEAKER_TEXT}),
+            "entity_category": DIAGNOSTIC,
             "icon": "mdi:speaker-play",
+        }),
+        ("button", "self_test", {
+            "name": "Audio self-test",
+            "command_topic": topics.cmd("self_test"),
+            "payload_press": "PRESS",
+            "entity_category": DIAGNOSTIC,
+            "icon": "mdi:microphone-question",
         }),
     ]  # fmt: skip

@@ -28,7 +28,7 @@ from agentd.mqtt.commands import (
     reply_error,
     reply_ok,
 )
-from agentd.mqtt.discovery import DeviceInfo, discovery_messages
+from agentd.mqtt.discovery import DeviceInfo, discovery_messages, legacy_removal_messages
 from agentd.mqtt.link import Inbound, MqttLink, Will
 
 log = logging.getLogger("agentd.mqtt")
@@ -227,9 +227,12 @@ class MqttService:
     def publish_discovery(self) -> None:
         if not self.config.discovery or self._link is None:
             return
-        for topic, payload in discovery_messages(
-            self.config.discovery_prefix, self.topics, self._device
-        ):
+        prefix = self.config.discovery_prefix
+        # Earlier versions' per-entity configs go first, so Home Assistant never sees the
+        # same unique_id from two discovery topics (a no-op once they are gone).
+        for topic, payload in legacy_removal_messages(prefix, self.device_id):
+            self._link.publish(topic, payload, qos=1, retain=True)
+        for topic, payload in discovery_messages(prefix, self.topics, self._device):
             self._link.publish(topic, payload, qos=1, retain=True)
 
     def _on_inbound(self, msg: Inbound) -> None:
@@ -286,6 +289,8 @@ class MqttService:
             return reply_error(command.name, err, command.request_id)
         if command.name == "volume":
             self.volume_percent = float(str(result.get("level", 0)))
+        if command.name in ("self_test", "capture"):
+            self.publish_health()  # Home Assistant's diagnostic sensors read it now
         log.info("mqtt: command %s done", command.name)
         return reply_ok(command, result)
 

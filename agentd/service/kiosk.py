@@ -19,6 +19,7 @@ from agentd.config import Config
 from agentd.conversation.inbox import Inbox
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.turns import Conversation
+from agentd.diagnostics.kiosk_diagnostics import KioskDiagnostics
 from agentd.errors import AgentdError
 from agentd.events import AgentState, FaultRaised, LinkChanged, LinkState
 from agentd.logs import fields
@@ -60,6 +61,7 @@ class Kiosk:
         reporting: Reporting,
         backends: DeviceBackends,
         supervisor: Supervisor,
+        config_path: str = "",
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -73,6 +75,15 @@ class Kiosk:
         self.gpio: GpioControls | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._staff_tasks: set[asyncio.Task[None]] = set()
+        self.diagnostics = KioskDiagnostics(
+            config=config,
+            secrets=secrets,
+            config_path=config_path,
+            conversation=lambda: self.conversation,
+            playback=lambda: self.audio.playback if self.audio is not None else None,
+            notify=reporting.event,
+            capture_shown=self._show_capture,
+        )
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -93,6 +104,7 @@ class Kiosk:
             log_transcripts=config.logging.log_transcripts,
         )
         self.inbox = Inbox(loop, conversation.handle, conversation.on_audio)
+        self.diagnostics.attach(conversation, self.reporting.observers)
         self.reporting.staff_caller = self.call_staff
         self.reporting.health_extras = self._health_extras
         self._start_fleet(config)
@@ -146,7 +158,7 @@ class Kiosk:
             call_staff=self.call_staff,
         )
         await prepare(parts)
-        return parts
+        return self.diagnostics.wrap_parts(parts)
 
     def _start_fleet(self, config: Config) -> None:
         loop = self._require_loop()
@@ -161,6 +173,7 @@ class Kiosk:
                 persona_path=lambda: persona_path(self.config),
                 set_system_prompt=self._set_system_prompt,
                 restart_exit_code=EXIT_RESTART,
+                diagnostics=self.diagnostics,
             )
             self.mqtt = MqttService(
                 config.mqtt,
@@ -221,6 +234,7 @@ class Kiosk:
             raise RuntimeError("Kiosk.start() has not run")
         self.config = new
         reconfigure(new.logging, self.secrets.known_values())
+        self.diagnostics.reconfigure(new, self.secrets)
         await conversation.shutdown()
         if new.audio.capture != old.audio.capture or new.audio.playback != old.audio.playback:
             await asyncio.to_thread(audio.capture.close)
@@ -263,7 +277,13 @@ class Kiosk:
             "turns": conversation.turns_completed if conversation else 0,
             "volume": audio.speaker.volume if audio else None,
             "muted": conversation.muted if conversation else False,
+            **self.diagnostics.health(),
         }
+
+    def _show_capture(self, active: bool) -> None:
+        """Capture is never silent: the LEDs show it while it is armed."""
+        if self.gpio is not None:
+            self.gpio.show_capture(active)
 
     def frames_processed(self) -> int:
         """The watchdog's progress counter: mic chunks the conversation consumed."""

@@ -77,6 +77,7 @@ class Daemon:
             reporting=self.reporting,
             backends=backends,
             supervisor=self,
+            config_path=config_path,
         )
 
     async def run(self) -> int:

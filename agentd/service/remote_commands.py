@@ -3,7 +3,8 @@
 Conversation commands (say, mute, volume, cancel, reset) are posted as the same events
 a button or the barge-in policy posts; the service-level ones (reload, restart,
 set_prompt) go to the supervisor. The supervisor is a small Protocol here, so this
-module never imports the lifecycle (no import cycle).
+module never imports the lifecycle (no import cycle). The diagnostics commands (self_test,
+config, capture, capture_get) go to the kiosk's diagnostics, also seen through a Protocol.
 """
 
 from __future__ import annotations
@@ -28,6 +29,25 @@ class Supervisor(Protocol):
     def request_stop(self, exit_code: int = 0) -> None: ...
 
 
+class Diagnostics(Protocol):
+    """What the diagnostics commands need (agentd.diagnostics.kiosk_diagnostics)."""
+
+    async def run_self_test(self) -> dict[str, object]: ...
+
+    def effective_config(self) -> dict[str, object]: ...
+
+    @property
+    def capture(self) -> CaptureControl: ...
+
+
+class CaptureControl(Protocol):
+    def arm(self, turns: int) -> dict[str, object]: ...
+
+    def listing(self) -> dict[str, object]: ...
+
+    def read_chunk(self, name: str, offset: int, length: int) -> dict[str, object]: ...
+
+
 class RemoteCommands:
     """Implements `agentd.mqtt.commands.CommandTarget` by posting command events."""
 
@@ -40,6 +60,7 @@ class RemoteCommands:
         persona_path: Callable[[], str],
         set_system_prompt: Callable[[str], None],
         restart_exit_code: int,
+        diagnostics: Diagnostics,
     ) -> None:
         self._post = post
         self._supervisor = supervisor
@@ -47,6 +68,7 @@ class RemoteCommands:
         self._persona_path = persona_path
         self._set_system_prompt = set_system_prompt
         self._restart_exit_code = restart_exit_code
+        self._diagnostics = diagnostics
 
     async def say(self, text: str) -> None:
         self._post(Say(text, SOURCE))
@@ -86,6 +108,21 @@ class RemoteCommands:
         asyncio.get_running_loop().call_later(
             RESTART_REPLY_GRACE_S, self._supervisor.request_stop, self._restart_exit_code
         )
+
+    async def self_test(self) -> dict[str, object]:
+        return await self._diagnostics.run_self_test()
+
+    def effective_config(self) -> dict[str, object]:
+        return self._diagnostics.effective_config()
+
+    async def capture(self, turns: int) -> dict[str, object]:
+        return self._diagnostics.capture.arm(turns)
+
+    async def capture_get(self, file: str | None, offset: int, length: int) -> dict[str, object]:
+        capture = self._diagnostics.capture
+        if file is None:
+            return capture.listing()
+        return capture.read_chunk(file, offset, length)  # one bounded chunk: quick
 
 
 def write_atomically(path: str, text: str) -> None:

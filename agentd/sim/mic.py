@@ -177,7 +177,7 @@ class SimMic:
                 self.speaker.record_mic(frame, at)
             if self._fault_blocks():
                 continue
-            self.stats.frames += len(frame) // 2
+            self.stats.frames += len(frame) // self.format.bytes_per_frame
             on_frame(AudioChunk(frame, self.format, at))
 
     def _fault_blocks(self) -> bool:

@@ -152,7 +152,7 @@ class SimSpeaker:
             out += bytes(self._period - len(out))
             self._heard_until_ms = at_ms + self.format.duration_ms(len(out))
         chunk = dsp.apply_gain(bytes(out[: len(out) - len(out) % 2]), self._gain)
-        self.stats.frames += len(chunk) // 2
+        self.stats.frames += len(chunk) // self.format.bytes_per_frame
         self.played.append((at_ms, chunk))
         self.reference.push(chunk, at_ms)
         return chunk

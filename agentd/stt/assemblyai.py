@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentd.audio.format import AudioFormat
 from agentd.backoff import Backoff
 from agentd.config.sections_stt import SttConfig
 from agentd.errors import ConfigError
@@ -122,9 +123,12 @@ class AssemblyAiStt:
         self._backoff = Backoff(config.max_backoff_s, first_s=_BACKOFF_BASE_S)
         self._api_key = api_key
         self._rate_hz = rate_hz
+        self._format = AudioFormat(rate_hz)
         self._emit_cb = emit
-        chunk_bytes = rate_hz * config.chunk_ms // 1000 * 2
-        self._buffer = ReplayBuffer(chunk_bytes, int(config.buffer_s * rate_hz) * 2)
+        self._buffer = ReplayBuffer(
+            self._format.bytes_for_ms(config.chunk_ms),
+            self._format.bytes_for_ms(config.buffer_s * 1000),
+        )
         self._state = LinkState.DISCONNECTED
         self._wake = asyncio.Event()
         self._link_task: asyncio.Task[None] | None = None
@@ -332,7 +336,7 @@ class AssemblyAiStt:
     async def _pump(self, session: _Session) -> None:
         """Send buffered audio and endpoints in order until the session ends or idles."""
         self._buffer.rewind()
-        bytes_per_s = self._rate_hz * 2
+        bytes_per_s = self._format.bytes_per_s
         while not (session.ended or session.abort or self._closing):
             self._wake.clear()
             item = self._buffer.next_item()

@@ -78,7 +78,9 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
         assert status["ok"] and status["result"]["links"]["mqtt"] == "connected"
 
         online = await asyncio.to_thread(retained, broker, f"agentd/{DEVICE}/status")
-        discovery = await asyncio.to_thread(retained, broker, f"homeassistant/+/{DEVICE}/+/config")
+        discovery = await asyncio.to_thread(
+            retained, broker, f"homeassistant/device/{DEVICE}/config"
+        )
 
         played_before = len(kiosk.speaker.played)
         say = await rr(broker, "say", json.dumps({"text": "The museum closes in ten minutes."}))
@@ -116,8 +118,8 @@ async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:
         broker.kill()
 
     assert f"agentd/{DEVICE}/status online" in online
-    assert any("/sensor/" in line for line in discovery)
-    assert any("/switch/" in line for line in discovery)
+    assert any('"platform":"sensor"' in line for line in discovery)
+    assert any('"platform":"switch"' in line for line in discovery)
     assert "The museum closes in ten minutes." in " ".join(announced)
     assert len(spoken) > 25  # > 0.5 s of audible announcement
     assert volume["ok"] and service.audio.speaker.volume == pytest.approx(0.4)

@@ -1,9 +1,11 @@
-"""test-hardware against real alsa-lib (null / file PCMs) and MockFactory buttons and LEDs."""
+"""test-hardware: the audio self-test on the simulator's devices, MockFactory buttons and LEDs.
+
+The same self-test on real alsa-lib plugin PCMs is in tests/diagnostics/test_self_test_alsa.py.
+"""
 
 from __future__ import annotations
 
 import io
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,10 @@ import pytest
 
 from agentd.config import parse_config
 from agentd.gpio.apa102 import FakeSpiDevice
-from agentd.gpio.diagnostics import describe_gpio, rms_dbfs, tone
+from agentd.gpio.diagnostics import describe_gpio
 from agentd.gpio.diagnostics import test_hardware as run_hardware_check
+from agentd.service.composition import BUILTIN_BACKENDS
+from agentd.sim.devices import with_sim
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,74 +42,45 @@ class PressingOut(io.StringIO):
 
 
 @pytest.fixture
-def alsa_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """alsa-lib config with a capture PCM that reads a 440 Hz tone from a file."""
-    raw = tmp_path / "tone.raw"
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed",
-            str(raw),
-            "synth",
-            "3",
-            "sine",
-            "440",
-            "vol",
-            "0.5",
-        ],
-        check=True,
+def sim_audio(tmp_path: Path) -> dict[str, Any]:
+    """Audio config for the simulator's devices: a quiet room with a known echo."""
+    scenario = tmp_path / "quiet.toml"
+    scenario.write_text(
+        'name = "quiet"\nnoise_db = -58.0\ntail_ms = 30000\n'
+        '[[turn]]\nvisitor = "hello"\npause_before_ms = 30000\n'
     )
-    silence = tmp_path / "silence.raw"
-    silence.write_bytes(bytes(16000 * 2 * 3))
-    conf = tmp_path / "test.conf"
-    conf.write_text(
-        f'pcm.tone_in {{ type file slave.pcm "null" file "/dev/null"\n'
-        f'  infile "{raw}" format "raw" }}\n'
-        f'pcm.silence_in {{ type file slave.pcm "null" file "/dev/null"\n'
-        f'  infile "{silence}" format "raw" }}\n'
-    )
-    top = tmp_path / "top.conf"
-    top.write_text(f"</usr/share/alsa/alsa.conf>\n<{conf}>\n")
-    monkeypatch.setenv("ALSA_CONFIG_PATH", str(top))
-    return top
+    return {
+        "capture": {"backend": "sim"},
+        "playback": {"backend": "sim"},
+        "sim": {"scenario": str(scenario), "echo_db": -20.0, "echo_delay_ms": 60.0},
+    }
 
 
-def config(**gpio: Any) -> Any:
-    return parse_config(
-        {
-            "audio": {
-                "playback": {"device": "null"},
-                "capture": {"device": "tone_in", "rate_hz": 16000},
-            },
-            "gpio": {"enabled": True, "pin_factory": "mock", **gpio},
-        }
-    )
+def config(audio: dict[str, Any], **gpio: Any) -> Any:
+    return parse_config({"audio": audio, "gpio": {"enabled": True, "pin_factory": "mock", **gpio}})
 
 
-def test_full_check_passes_with_tone_leds_and_buttons(alsa_env: Path, factory: Any) -> None:
+def test_full_check_passes_with_self_test_leds_and_buttons(
+    sim_audio: dict[str, Any], factory: Any
+) -> None:
     cfg = config(
+        sim_audio,
         buttons={"talk": {"pin": 17, "bounce_ms": 0}, "mute": {"pin": 27, "bounce_ms": 0}},
         leds={"driver": "apa102", "apa102_count": 3, "brightness": 1.0},
     )
     out = PressingOut(factory, {"talk": 17, "mute": 27})
     spi = FakeSpiDevice()
-    rc = run_hardware_check(cfg, out, factory=factory, spi=spi, button_timeout_s=5, led_on_s=0.01)
+    rc = run_hardware_check(cfg, out, factory=factory, spi=spi, button_timeout_s=5,
+                            led_on_s=0.01, backends=with_sim(BUILTIN_BACKENDS))  # fmt: skip
     for t in out.threads:
         t.join()
     report = out.getvalue()
     assert rc == 0, report
-    assert "OK playback" in report and "OK button talk" in report and "OK button mute" in report
-    # a 0.5-amplitude sine is -9 dBFS RMS (20*log10(0.5/sqrt 2))
-    level = float(report.split("OK capture level ")[1].split(" dBFS")[0])
-    assert -10.0 <= level <= -8.0
+    assert "OK audio" in report and "OK button talk" in report and "OK button mute" in report
+    # the one self-test measured the sim room: echo 60 ms at -20 dB over -58 dB noise
+    assert "echo 60.0 ms, -20.0 dB" in report, report
+    noise = float(report.split("noise floor ")[1].split(" dBFS")[0])
+    assert -64.0 <= noise <= -52.0
     # each LED lit alone, in turn: 3 single-LED frames each followed by all-dark
     lit = [f for f in spi.transfers if any(f[4 + 4 * i + 1] for i in range(3))]
     assert [[f[4 + 4 * i + 1] == 255 for i in range(3)] for f in lit] == [
@@ -115,32 +90,29 @@ def test_full_check_passes_with_tone_leds_and_buttons(alsa_env: Path, factory: A
     ]
 
 
-def test_missing_press_and_silent_mic_fail(alsa_env: Path, factory: Any) -> None:
-    cfg = parse_config(
-        {
-            "audio": {"playback": {"device": "null"}, "capture": {"device": "silence_in"}},
-            "gpio": {"enabled": True, "pin_factory": "mock", "buttons": {"cancel": {"pin": 22}}},
-        }
+def test_missing_press_and_missing_scenario_fail(factory: Any) -> None:
+    cfg = config(
+        {"capture": {"backend": "sim"}, "playback": {"backend": "sim"}},
+        buttons={"cancel": {"pin": 22}},
     )
     out = io.StringIO()
-    rc = run_hardware_check(cfg, out, factory=factory, button_timeout_s=0.2)
+    rc = run_hardware_check(cfg, out, factory=factory, button_timeout_s=0.2,
+                            backends=with_sim(BUILTIN_BACKENDS))  # fmt: skip
     report = out.getvalue()
     assert rc == 1
-    assert "microphone silent" in report  # all-zero samples
+    assert "FAIL audio devices: audio.sim.scenario" in report
     assert "FAIL button cancel: no press" in report
 
 
-def test_unopenable_device_is_reported_not_raised(alsa_env: Path) -> None:
-    cfg = parse_config({"audio": {"playback": {"device": "hw:CARD=NoSuchCard,DEV=0"}}})
+def test_unopenable_device_is_reported_not_raised() -> None:
+    cfg = parse_config({"audio": {"playback": {"backend": "sim"}}})  # no sim backend offered
     out = io.StringIO()
-    assert run_hardware_check(cfg, out, record=lambda s, r, c: tone(r, s)) == 1
-    assert "FAIL playback 'hw:CARD=NoSuchCard,DEV=0'" in out.getvalue()
+    assert run_hardware_check(cfg, out) == 1
+    assert "FAIL audio devices: audio.playback.backend" in out.getvalue()
     assert "SKIP gpio" in out.getvalue()
 
 
-def test_levels_and_device_report(tmp_path: Path) -> None:
-    assert rms_dbfs(b"\x00\x00" * 100) == float("-inf")
-    assert rms_dbfs(tone(16000)) == pytest.approx(-12.0 - 3.01, abs=0.1)  # sine RMS = peak - 3 dB
+def test_device_report(tmp_path: Path) -> None:
     (tmp_path / "gpiochip0").touch()
     (tmp_path / "spidev0.1").touch()
     info = describe_gpio(str(tmp_path))

@@ -165,6 +165,21 @@ class RecordingTarget:
     async def restart(self) -> None:
         self.calls.append(("restart", None))
 
+    async def self_test(self) -> dict[str, object]:
+        self.calls.append(("self_test", None))
+        return {"ok": True, "echo_delay_ms": 40.0}
+
+    def effective_config(self) -> dict[str, object]:
+        return {"config_hash": "0123456789abcdef", "config": {"llm": {"max_tokens": 300}}}
+
+    async def capture(self, turns: int) -> dict[str, object]:
+        self.calls.append(("capture", turns))
+        return {"armed_turns": turns}
+
+    async def capture_get(self, file: str | None, offset: int, length: int) -> dict[str, object]:
+        self.calls.append(("capture_get", (file, offset, length)))
+        return {"files": []}
+
 
 def health() -> dict[str, object]:
     return {"links": {"stt": "connected"}, "xruns": 0, "volume": 0.5}
