@@ -22,6 +22,7 @@ from agentd.config.sections_llm import LlmConfig
 from agentd.config.sections_mqtt import MqttConfig
 from agentd.config.sections_stt import SttConfig
 from agentd.config.sections_tts import FallbackConfig, TtsConfig
+from agentd.config.sections_turn import TurnEndConfig
 from agentd.errors import ConfigError
 
 DEFAULT_PATH = "/etc/agentd/agentd.toml"
@@ -37,6 +38,7 @@ class Config:
     systemd: SystemdConfig = section(SystemdConfig)
     audio: AudioConfig = section(AudioConfig)
     stt: SttConfig = section(SttConfig)
+    turn_end: TurnEndConfig = section(TurnEndConfig)
     llm: LlmConfig = section(LlmConfig)
     tts: TtsConfig = section(TtsConfig)
     fallback: FallbackConfig = section(FallbackConfig)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agentd.audio.format import AudioFormat
+from agentd.config.sections_turn import TurnEndConfig
 from agentd.conversation.ports import (
     BargeInDetector,
     ClauseSplitter,
@@ -25,6 +26,7 @@ from agentd.conversation.ports import (
     SttLink,
     TtsClient,
 )
+from agentd.conversation.turn_end import TurnEndPolicy
 
 TalkMode = Literal["hold", "press"]
 
@@ -45,6 +47,7 @@ class ConversationParts:
     out_format: AudioFormat  # what TTS produces and the speaker plays
     talk_mode: TalkMode = "hold"  # push-to-talk: hold the button, or press to start
     tool_limits: ConversationLimits | None = None  # restarted when a conversation ends
+    turn_end: TurnEndPolicy = field(default_factory=lambda: TurnEndPolicy(TurnEndConfig()))
 
     async def aclose(self) -> None:
         """Close the cloud links; each one even if another fails."""

@@ -44,20 +44,28 @@ class Replies:
         self.current: ReplyPipeline | None = None
         self._task: asyncio.Task[None] | None = None
         self.turns_completed = 0
+        self.speculations_dropped = 0  # speculative replies the visitor never heard
 
     @property
     def in_flight(self) -> bool:
         return self._task is not None
 
-    def answer(self, record: TurnRecord, user_text: str) -> None:
-        """Answer one visitor turn; the history keeps what was heard of the reply."""
+    def answer(self, record: TurnRecord, user_text: str, *, held: bool = False) -> None:
+        """Answer one visitor turn; the history keeps what was heard of the reply.
+
+        `held`: a speculative answer (the visitor only paused); its audio waits for
+        `current.release()`, and it adds nothing to the history until then.
+        """
         history = self._parts().history
         messages = history.messages_for_request(user_text)
         reply = self._new(record)
+        if held:
+            reply.hold()
 
         async def run() -> None:
             try:
                 result = await reply.run(messages)
+                await reply.wait_released()
                 await self._wait_played(reply)
                 heard = reply.played_text()
                 history.commit_turn(user_text, result.new_messages, heard)
@@ -143,6 +151,9 @@ class Replies:
             await self._parts().speaker.wait_idle()
 
     def _finish_turn(self, reply: ReplyPipeline) -> None:
+        if reply.speculative and reply.discard:
+            self.speculations_dropped += 1  # the visitor went on: not a turn of its own
+            return
         self.turns_completed += 1
         parts = self._parts()
         metrics = reply.record.metrics(parts.out_format.bytes_per_s, parts.in_format.bytes_per_s)

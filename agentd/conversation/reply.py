@@ -80,6 +80,12 @@ class ReplyPipeline:
         self._stitching = ReplyStitching()
         self._next_text = ""  # the clause after the one being spoken, when already known
         self.discard = False  # set when the turn is merged into the next one: keep no history
+        # A speculative reply (the visitor only paused): its audio is kept back until
+        # release(), so nothing plays before the turn-end policy says the turn is over.
+        self.speculative = False
+        self._held: bytearray | None = None
+        self._released = asyncio.Event()
+        self._released.set()
         self.result = ReplyResult()
 
     # --- the pipeline ---------------------------------------------------------------
@@ -116,6 +122,26 @@ class ReplyPipeline:
         """Play a pre-rendered fallback line (sorry, not heard, offline)."""
         self._write(self._fallback.line(name))
         self.record.used_fallback = True
+
+    def hold(self) -> None:
+        """Keep this reply's audio back (speculation) until `release()`."""
+        self.speculative = True
+        self._held = bytearray()
+        self._released.clear()
+
+    def release(self) -> None:
+        """The turn has ended: what was kept back plays now, the rest as it comes."""
+        held, self._held = self._held, None
+        self._released.set()
+        if held:
+            self._speaker.write(bytes(held))
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    async def wait_released(self) -> None:
+        await self._released.wait()
 
     # --- LLM side -------------------------------------------------------------------
 
@@ -221,7 +247,10 @@ class ReplyPipeline:
     def _write(self, pcm: bytes) -> None:
         if not pcm:
             return
-        self._speaker.write(pcm)
+        if self._held is not None:
+            self._held += pcm
+        else:
+            self._speaker.write(pcm)
         self._written += len(pcm)
         if self._clauses:
             self._clauses[-1].end_byte = self._written

@@ -22,6 +22,7 @@ from agentd.conversation.parts import ConversationParts
 from agentd.conversation.ports import GateEvent, Reporter
 from agentd.conversation.replies import Replies, ReplyFactory
 from agentd.conversation.reply import ReplyPipeline
+from agentd.conversation.turn_end import PendingTurn
 from agentd.conversation.turn_record import TurnRecord
 from agentd.errors import AgentdError
 from agentd.events import (
@@ -92,6 +93,12 @@ class Conversation:
         self._interruption = Interruption()
         self._reply_user_text = ""  # what the reply in flight answers
         self._carry_text = ""  # a turn cut short because the visitor went on talking
+        # Turn-end policy (turn_end.py): a turn held open while the visitor pauses, the
+        # utterance whose final is still due, and whether the visitor spoke again since.
+        self._pending: PendingTurn | None = None
+        self._endpointed: TurnRecord | None = None
+        self._resumed = False
+        self._ptt_turn = False
         self.frames_processed = 0
         self.engagement = engagement  # None: every turn the gate opens is answered
         if engagement is not None:
@@ -143,6 +150,8 @@ class Conversation:
         parts = self.parts
         guard = self._interruption
         guard.remember(chunk)
+        if self._pending is not None:
+            self._check_pending(chunk.at_ms)
         if self._ptt_active:
             self._to_stt(chunk.pcm)
             # Press-to-start: the visitor's own pause ends the turn.
@@ -217,7 +226,11 @@ class Conversation:
         self._heard(self.parts.stt.send_gated(audio))
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
-        if self.state is AgentState.THINKING and self._replies.in_flight:
+        if self._endpointed is not None:
+            self._resumed = True  # before that utterance's final: the visitor went on
+        if self._pending is not None:
+            self._resume_pending()
+        elif self.state is AgentState.THINKING and self._replies.in_flight:
             # The visitor goes on talking: drop the half-made reply and answer the whole
             # thing once they finish (the first part is carried into the next turn).
             self._carry_text = self._reply_user_text
@@ -242,6 +255,7 @@ class Conversation:
         if event.too_short:
             log.debug("utterance too short (%.0f ms), ignored", event.duration_ms)
         record.endpoint_ms = event.at_ms
+        self._endpointed = record
         self.parts.stt.end_utterance()
         self._warm_connections()  # a long utterance may have outlived the warm one
 
@@ -258,7 +272,7 @@ class Conversation:
         self._cancel(f"push-to-talk ({command.source})")
         if self.engagement is not None:
             self.engagement.on_button(command.at_ms)
-        self._ptt_active = True
+        self._ptt_active = self._ptt_turn = True
         self._begin_listening(command.at_ms)
 
     def _on_stop_listening(self, _command: StopListening) -> None:
@@ -287,6 +301,8 @@ class Conversation:
     def _on_turn_finalized(self, event: TurnFinalized) -> None:
         text = event.text.strip()
         recorder = self.parts.recorder
+        resumed, self._resumed, self._endpointed = self._resumed, False, None
+        ptt_turn, self._ptt_turn = self._ptt_turn, False
         if self.muted:
             recorder.discard()
             return  # a turn cut by mute: the visitor asked not to be listened to
@@ -295,6 +311,9 @@ class Conversation:
             # continuation without words (a cough) still leaves the question to answer.
             text = f"{self._carry_text} {text}".strip()
             self._carry_text = ""
+        if resumed and self.parts.turn_end.adaptive:
+            self._carry_text = text  # the visitor already went on: one turn, answered later
+            return
         self._interruption.direct_feed = False  # the visitor's turn is over
         record = self._listening or TurnRecord()
         self._listening = None
@@ -305,20 +324,66 @@ class Conversation:
                 self.engagement.on_empty_turn()
             self._set_state(AgentState.IDLE)
             return
-        if self.engagement is not None and self.engagement.on_turn(text, event.at_ms):
-            recorder.discard()
-            self._cancel("conversation limit")
-            self._on_say(Say(self.engagement.config.limit_line, "limit"))
-            return
-        recorder.save(record.turn_id)
         if record.speech_end_ms is None and not self._ptt_active:
             # The STT final beat our own endpoint: the gate still knows when the voice ended.
             record.speech_end_ms = self.parts.gate.voice_end_ms
         self._cancel("new turn")
+        deadline = self.parts.turn_end.deadline_ms(text, record.speech_end_ms or event.at_ms)
+        if deadline is not None and not ptt_turn and deadline > now_ms():
+            self._hold_turn(record, text, deadline)  # the recording goes on with the turn
+            return
+        recorder.save(record.turn_id)
+        self._answer(record, text)
+
+    def _answer(self, record: TurnRecord, text: str) -> None:
+        """The visitor's turn has ended: answer it (or the engagement limits refuse it)."""
+        if self.engagement is not None and self.engagement.on_turn(text, now_ms()):
+            self._on_say(Say(self.engagement.config.limit_line, "limit"))
+            return
         log_transcript(log, "visitor", text, record.turn_id, enabled=self.log_transcripts)
         self._reporter.transcript("visitor", text, record.turn_id)
         log.info("turn started", extra=fields(turn_id=record.turn_id, stage="stt"))
         self._start_reply(record, text)
+
+    # --- the turn-end policy's hooks (turn_end.py) --------------------------------------
+
+    def _hold_turn(self, record: TurnRecord, text: str, deadline_ms: float) -> None:
+        """The visitor paused mid-sentence: wait, maybe preparing the reply unheard."""
+        self._pending = PendingTurn(record, text, deadline_ms)
+        log.debug("turn held open until +%.0f ms", deadline_ms - now_ms())
+        if self.parts.turn_end.speculate:
+            self._reply_user_text = text
+            self._replies.answer(record, text, held=True)
+        self._set_state(AgentState.LISTENING)
+
+    def _check_pending(self, at_ms: float) -> None:
+        """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
+        pending = self._pending
+        if pending is None or at_ms < pending.deadline_ms or self.parts.gate.last_voiced:
+            return  # a voiced frame may be the visitor going on: let the gate decide
+        self._pending = None
+        self.parts.recorder.save(pending.record.turn_id)
+        reply = self._replies.current
+        if reply is not None and reply.held:
+            log_transcript(
+                log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
+            )
+            self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
+            reply.release()
+            self._set_state(AgentState.THINKING)
+        else:
+            self._cancel("new turn")
+            self._answer(pending.record, pending.text)
+
+    def _resume_pending(self) -> None:
+        """The visitor went on: drop the unheard reply, keep every word for the whole turn."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        self._carry_text = pending.text
+        if self._replies.current is not None:
+            self._replies.current.discard = True
+        self._cancel("visitor went on", keep_state=True)
 
     # --- replying (the task itself lives in `replies`) ---------------------------------
 
@@ -356,6 +421,7 @@ class Conversation:
     def _cancel(self, reason: str, *, keep_state: bool = False) -> bool:
         """Stop the reply in flight: LLM + TTS streams cancelled, speaker flushed."""
         self._interruption.held = False
+        self._pending = None  # a held turn goes with its reply
         if not self._replies.cancel(reason):
             return False
         if not keep_state and self.state in (AgentState.THINKING, AgentState.SPEAKING):
@@ -371,6 +437,11 @@ class Conversation:
     @property
     def reply_in_flight(self) -> bool:
         return self._replies.in_flight
+
+    @property
+    def speculations_dropped(self) -> int:
+        """Speculative replies dropped unheard because the visitor went on."""
+        return self._replies.speculations_dropped
 
     @property
     def turns_completed(self) -> int:
@@ -501,6 +572,8 @@ class Conversation:
             log.debug("stt: no final for a muted turn (expected)")
             return
         self._reporter.fault(fault)
+        if fault.link == "stt":
+            self._endpointed, self._resumed = None, False  # no final will come
         if fault.link == "stt" and self.state is AgentState.LISTENING:
             # The visitor spoke but no transcript will come: say so rather than go silent.
             self._listening = None

@@ -126,10 +126,11 @@ def build_conversation_parts(
     from agentd.audio.barge_in import BargeInDetector
     from agentd.audio.recorder import TurnRecorder
     from agentd.audio.vad_gate import VadGate
+    from agentd.conversation.turn_end import TurnEndPolicy
     from agentd.llm.client import ChatLlm
     from agentd.llm.history import ConversationHistory
     from agentd.llm.tool_catalog import tools_from_config
-    from agentd.stt.assemblyai import AssemblyAiStt
+    from agentd.stt.assemblyai import U3_MODELS, AssemblyAiStt
     from agentd.tts.elevenlabs import ElevenLabsTts
     from agentd.tts.fallback import FallbackVoice
     from agentd.tts.splitter import ClauseSplitter
@@ -167,6 +168,10 @@ def build_conversation_parts(
         out_format=out_format,
         talk_mode=config.gpio.buttons.talk_mode,
         tool_limits=tools.limiter,
+        turn_end=TurnEndPolicy(
+            config.turn_end,
+            punctuated=config.stt.speech_model in U3_MODELS or config.stt.format_turns,
+        ),
     )
 
 

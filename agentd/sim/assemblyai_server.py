@@ -10,9 +10,12 @@ accepted. Errors are an `Error` frame with `error_code`, then a close with that 
 1008 for a wrong key, 3006 for more than 100 keyterms, 3007 when audio arrives faster
 than real time beyond RATE_TOLERANCE_MS, 3005 (or any code) as an injected fault.
 
-Transcript texts come from a list or a Scenario: the k-th endpointed utterance
-(counted across sessions, so a dropped, unfinished utterance keeps its text) gets
-text k. Faults are plain attributes/methods, safe to change while running. Every
+Transcript texts come from a list or a Scenario: the k-th line (counted across
+sessions, so a dropped, unfinished utterance keeps its text) is text k. A Scenario's
+lines are said with pauses (agentd.sim.utterance): each end of turn transcribes what was
+said so far - at a pause inside a sentence, without terminal punctuation - and the rest
+of the line comes with the next; a plain list's texts are one breath each. Faults are
+plain attributes/methods, safe to change while running. Every
 session records the audio it received and timestamped events so tests can prove
 nothing was lost across reconnects. Run it in the test's loop (`await start()`) or in a
 thread with its own loop (`with running_in_thread(emu): ...`, agentd.sim.background).
@@ -40,6 +43,7 @@ from agentd.sim.assemblyai_turns import (
     turn_message,
 )
 from agentd.sim.scenario import Scenario
+from agentd.sim.utterance import parse
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ class AssemblyAiEmulator:
     ) -> None:
         texts = list(transcripts) or ([t.visitor for t in scenario.turns] if scenario else [])
         self.transcripts: list[str] = texts
+        self.segmented = scenario is not None and not transcripts  # said with its pauses
+        self._rest: list[str] | None = None  # what is still to say of line `next_text`
         self.api_key = api_key
         self.final_delay_ms = final_delay_ms
         # False: the final follows the endpoint decision by final_delay_ms (ForceEndpoint or
@@ -261,7 +267,8 @@ class AssemblyAiEmulator:
             partial_interval_ms=self.partial_interval_ms,
         )
         live = _Live(ws, session, ep, rate, turn_params)
-        ep.text = self._text()
+        ep.segmented = self.segmented
+        ep.segments = self._segments()
         session.opened_at = time.monotonic()
         begin = {"type": "Begin", "id": session.id, "expires_at": int(time.time()) + 3600}
         await _send(ws, session, begin)
@@ -318,7 +325,7 @@ class AssemblyAiEmulator:
         return True
 
     async def _send_partial(self, live: _Live) -> None:
-        text = live.ep.text
+        text, _ = live.ep.heard(end=False)
         message = turn_message(
             live.turn_order,
             live.ep,
@@ -379,12 +386,14 @@ class AssemblyAiEmulator:
     def _finish_turn(self, live: _Live, why: str, *, empty: bool = False) -> None:
         """Endpoint now; the end-of-turn Turn(s) follow after final_delay_ms."""
         text = ""
+        ep = live.ep
         if not empty:
-            text = self._text()
-            self.next_text += 1
+            text, rest = ep.heard(end=True)
+            self._rest = rest or None
+            if not rest:
+                self.next_text += 1
         order = live.turn_order
         live.turn_order += 1
-        ep = live.ep
         confidence = self.eot_confidence
         if ep.u3:  # one end-of-turn Turn, always formatted
             messages = [turn_message(order, ep, text, end=True, formatted=True, confidence=1.0)]
@@ -400,7 +409,7 @@ class AssemblyAiEmulator:
         if self.final_from_speech_end and ep.last_voiced_at and not empty:
             delay_s = max(0.0, ep.last_voiced_at + delay_s - time.monotonic())
         ep.reset()
-        ep.text = self._text()
+        ep.segments = self._segments()
         self._record(
             live.session,
             "endpoint",
@@ -425,8 +434,16 @@ class AssemblyAiEmulator:
 
         live.finals.append(asyncio.create_task(send_final()))
 
-    def _text(self) -> str:
-        return self.transcripts[self.next_text] if self.next_text < len(self.transcripts) else ""
+    def _segments(self) -> list[str]:
+        """What is still to say of the current line, segment by segment."""
+        if self._rest is not None:
+            return list(self._rest)
+        if self.next_text >= len(self.transcripts):
+            return []
+        text = self.transcripts[self.next_text]
+        if not self.segmented:
+            return [text] if text else []
+        return [segment.text for segment in parse(text)]
 
 
 async def _send(ws: Any, session: SessionRecord, message: dict[str, Any]) -> None:

@@ -17,6 +17,13 @@ Streaming: partial transcripts and turn detection" and "Universal-Streaming"):
 
 Endpointing runs on *audio* time (webrtcvad + an energy floor), like the service: no
 audio, no endpoint. Which words a partial shows is estimated from speech time.
+
+What was said so far: a scenario line is said in segments with pauses between them
+(agentd.sim.utterance); a silence of BOUNDARY_MS or more moves the transcript on to the
+next segment. At a pause the text is the segments said so far - so at a pause inside a
+sentence it ends without terminal punctuation, as the real model's does - and an end of
+turn (ForceEndpoint, max_turn_silence) transcribes exactly that much; the rest of the
+line is the next turn's. Plain transcripts (no scenario) are one breath each, as before.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ U3_MODELS = frozenset(
 )
 UNIVERSAL_MODELS = frozenset({"universal-streaming-english", "universal-streaming-multilingual"})
 TERMINAL = (".", "?", "!")
+# A silence this long inside speech is a pause between segments: the simulated visitor's
+# scripted pauses are >= 200 ms (agentd.sim.utterance.MIN_PAUSE_MS) and espeak-ng's own
+# gaps inside one breath stay under 140 ms (measured on its renders at 165 wpm).
+BOUNDARY_MS = 200
 
 
 def is_u3(model: str) -> bool:
@@ -96,7 +107,12 @@ class Endpointer:
         self.u3 = is_u3(params.model)
         self.confident = confidence >= params.threshold
         self.partial_interval_ms = partial_interval_ms
-        self.text = ""  # the formatted text of the turn in progress (set by the server)
+        # The formatted text of the line in progress, as said: its segments (set by the
+        # server); `seg` is the one being said, from `_seg_start_ms` on audio time.
+        self.segments: list[str] = []
+        self.segmented = False  # True: the line is said with pauses between segments
+        self.seg = 0
+        self._seg_start_ms = 0.0
         self.speaking = False
         self.speech_start_ms = 0.0
         self.audio_ms = 0.0
@@ -134,11 +150,15 @@ class Endpointer:
                 return []
             self.speaking = True
             self.speech_start_ms = self.audio_ms - self._voiced_run_ms
+            self.seg, self._seg_start_ms = 0, self.speech_start_ms
             self._silence_ms = self._since_partial_ms = 0.0
             self._continuous_ms = self._voiced_run_ms
             self._early_sent = False
             return [("speech_started", int(self.speech_start_ms))]
         if voiced:
+            if self._silence_ms >= BOUNDARY_MS and self.seg < len(self.segments) - 1:
+                self.seg += 1  # the visitor paused and went on: the next segment
+                self._seg_start_ms = self.audio_ms - FRAME_MS
             self._silence_ms = 0.0
             self.last_voiced_at_ms = self.audio_ms
             self.last_voiced_at = time.monotonic()
@@ -153,7 +173,7 @@ class Endpointer:
             return self._endpoint()
         if self._silence_ms == p.min_silence_ms:  # a pause long enough to decide on
             self._continuous_ms = 0.0
-            if self.complete() and self.text.rstrip().endswith(TERMINAL):
+            if self.complete() and self.heard(end=False)[0].rstrip().endswith(TERMINAL):
                 return self._endpoint()
             return [("partial", None)]
         early_at = p.interruption_delay_ms + U3_EARLY_PARTIAL_EXTRA_MS
@@ -185,17 +205,42 @@ class Endpointer:
             return False
         return self._vad is None or bool(self._vad.is_speech(frame, self.rate_hz))
 
-    def speech_ms(self) -> float:
-        return self.last_voiced_at_ms - self.speech_start_ms
+    @property
+    def text(self) -> str:
+        """The whole rest of the line (what an end of turn said in one breath shows)."""
+        return " ".join(self.segments)
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self.segments = [value] if value else []
 
     def complete(self) -> bool:
-        """The speech so far is long enough to hold the whole scripted text."""
-        return self.speech_ms() >= len(self.text.split()) * MIN_MS_PER_WORD
+        """The segment being said is long enough to hold all its words."""
+        if not self.segments:
+            return True
+        words = len(self.segments[min(self.seg, len(self.segments) - 1)].split())
+        return self.last_voiced_at_ms - self._seg_start_ms >= words * MIN_MS_PER_WORD
 
-    def words_heard(self, total: int) -> int:
-        """How many words a partial shows: grows with speech time, never the whole turn."""
-        heard = int((self.audio_ms - self.speech_start_ms) / MS_PER_WORD) + 1
-        return max(0, min(total - 1, heard))
+    def heard(self, *, end: bool) -> tuple[str, list[str]]:
+        """(text said so far, segments still to say) for a partial or an end of turn.
+
+        Segments before the current one are whole. The current one is whole once its
+        speech is long enough (`complete`); before that a partial shows the words its
+        speech time can hold (never all of them), and an end of turn in a segmented line
+        cuts it there (at least one word: speech is never transcribed as nothing).
+        """
+        if not self.segments:
+            return "", []
+        seg = min(self.seg, len(self.segments) - 1)
+        done, current = self.segments[:seg], self.segments[seg].split()
+        if self.complete() or (end and not self.segmented):
+            count = len(current)
+        else:
+            count = int((self.audio_ms - self._seg_start_ms) / MS_PER_WORD) + 1
+            count = max(1, min(len(current), count)) if end else min(len(current) - 1, count)
+        rest = [" ".join(current[count:])] if count < len(current) else []
+        shown = " ".join([*done, " ".join(current[:count])]).strip()
+        return shown, rest + self.segments[seg + 1 :]
 
     def reset(self) -> None:
         self.speaking = False
@@ -217,9 +262,8 @@ def turn_message(
     formatted: bool,
     confidence: float,
 ) -> dict[str, Any]:
-    """One `Turn` (assemblyai/streaming/v3/models.py TurnEvent)."""
-    words = (text if formatted else plain(text)).split()
-    shown = words if end else words[: ep.words_heard(len(words))]
+    """One `Turn` (assemblyai/streaming/v3/models.py TurnEvent) showing `text` (so far)."""
+    shown = (text if formatted else plain(text)).split()
     u3 = ep.u3
     word_list = [
         {

@@ -8,7 +8,9 @@ the speaker's own clock when the script ends or the mic is closed, so a reply st
 playing then is played out; a caller stepping `run()` itself keeps the timeline.
 Between turns it waits for the agent's reply to finish (or starts the next turn
 `barge_in_after_ms` into the reply). Real-time paced or as fast as consumed.
-`spans` holds the ground truth (onset/end of every utterance on the frame clock).
+Each turn is said with its pauses (`agentd.sim.visitor`: commas, sentence ends,
+hesitations `|` / `<pause 700>`, or a recorded `wav`); `spans` holds the ground truth of
+every turn on the frame clock: onset, every pause inside it, its true end.
 Faults for tests: `inject_stall`, `inject_xrun`, `inject_device_lost`.
 """
 
@@ -26,6 +28,9 @@ from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.events import LinkState, now_ms
 from agentd.sim.scenario import Scenario
 from agentd.sim.speaker import SimSpeaker
+from agentd.sim.visitor import RenderedTurn, render_turn, spoken, voice_bounds
+
+__all__ = ["ONSET_DB", "SimMic", "SpeechSpan", "spoken"]
 
 OnFrame = Callable[[AudioChunk], None]
 NOISE_LOOP_MS = 7000  # rendered once and looped: sox costs ~30 ms per call
@@ -33,18 +38,16 @@ REPLY_TIMEOUT_MS = 8000  # no reply started by then: go on with the next turn
 ONSET_DB = -45.0  # first 10 ms block above this is the true speech onset
 
 
-def spoken(text: str) -> str:
-    """The visitor line as said in one breath: espeak-ng pauses 300-700 ms at commas and
-    full stops, which a real visitor asking one question does not, and which would split
-    one scenario turn into two utterances."""
-    return " ".join("".join(c if c.isalnum() or c in "'" else " " for c in text).split())
-
-
 @dataclass(frozen=True, slots=True)
 class SpeechSpan:
+    """Ground truth of one visitor turn on the mic's clock (monotonic ms)."""
+
     text: str
-    start_ms: float
-    end_ms: float
+    start_ms: float  # the voice's onset
+    end_ms: float  # the end of the rendered audio (espeak-ng's trailing silence included)
+    voice_end_ms: float = 0.0  # the turn's true end: its last voiced 5 ms block
+    pauses: tuple[tuple[float, float], ...] = ()  # (start, end) of each silence inside
+    mid_sentence: tuple[bool, ...] = ()  # per pause: it falls inside a sentence
 
 
 class SimMic:
@@ -65,7 +68,7 @@ class SimMic:
         on_link: OnLink | None = None,
         speech: list[bytes] | None = None,
     ) -> None:
-        from agentd.sim.speech import render_noise, render_speech
+        from agentd.sim.speech import render_noise
 
         self.scenario = scenario
         self.format = fmt or AudioFormat(16000)
@@ -87,7 +90,11 @@ class SimMic:
             if scenario.noise_db > -200
             else bytes(self.format.bytes_for_ms(NOISE_LOOP_MS))
         )
-        self._speech = speech or [render_speech(spoken(t.visitor), rate) for t in scenario.turns]
+        self._speech = (
+            [_recorded_as_is(pcm, self.format) for pcm in speech]
+            if speech
+            else [render_turn(t, self.format) for t in scenario.turns]
+        )
         self._faults: deque[tuple[str, float]] = deque()
         self._fault_started = False
         self.t0_ms = 0.0
@@ -237,13 +244,17 @@ class SimMic:
                 for _ in range(int(turn.pause_before_ms // self.period_ms)):
                     yield noise()
                     clock += self.period_ms
-            speech = self._speech[i]
-            onset = _onset_offset_ms(speech, self.format)
+            rendered = self._speech[i]
+            speech = rendered.pcm
+            at = self.t0_ms + clock
             self.spans.append(
                 SpeechSpan(
                     turn.visitor,
-                    self.t0_ms + clock + onset,
-                    self.t0_ms + clock + self.format.duration_ms(len(speech)),
+                    at + _onset_offset_ms(speech, self.format),
+                    at + self.format.duration_ms(len(speech)),
+                    at + rendered.voice_end_ms,
+                    tuple((at + a, at + b) for a, b in rendered.pauses),
+                    rendered.mid_sentence,
                 )
             )
             for k in range(0, len(speech), self._period):
@@ -278,3 +289,9 @@ def _onset_offset_ms(speech: bytes, fmt: AudioFormat) -> float:
         if dsp.energy_db(dsp.mean_square(speech[k : k + block])) > ONSET_DB:
             return fmt.duration_ms(k)
     return 0.0
+
+
+def _recorded_as_is(pcm: bytes, fmt: AudioFormat) -> RenderedTurn:
+    """Speech handed in by the caller: one breath, its bounds measured."""
+    start, end = voice_bounds(pcm, fmt)
+    return RenderedTurn(pcm, start, end, (), ())

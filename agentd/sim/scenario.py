@@ -16,8 +16,11 @@ A scenario is TOML::
     kind = "stall"              # stall | xrun | lost
     duration_ms = 3000
 
-The simulated mic speaks `visitor` (espeak-ng) after `pause_before_ms` of noise; the
-AssemblyAI emulator returns the k-th `visitor` text for the k-th utterance it endpoints;
+The simulated mic speaks `visitor` (espeak-ng, or the recording `wav`) after
+`pause_before_ms` of noise, with its pauses: punctuation, `|` (a hesitation) and
+`<pause 700>` (agentd.sim.utterance), e.g. `visitor = "I'm here to see | Anna Schmidt."`;
+the AssemblyAI emulator transcribes the k-th `visitor` text for the k-th turn, what was
+said so far at each of its pauses;
 the OpenAI emulator answers a request whose last user message is a turn's `visitor`
 text with that turn's tool call and/or `reply`.
 """
@@ -25,11 +28,12 @@ text with that turn's tool call and/or `reply`.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agentd.errors import ConfigError
+from agentd.sim.utterance import plain_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,7 @@ class ScenarioTurn:
     tool: str = ""
     tool_arguments: dict[str, Any] = field(default_factory=dict)
     barge_in_after_ms: int = 0
-    wav: str = ""  # optional recorded utterance instead of espeak-ng
+    wav: str = ""  # optional recorded utterance instead of espeak-ng (relative: to the file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class Scenario:
 
 
 def _normalise(text: str) -> str:
+    text = plain_text(text)  # pause markup is how it is said, not what
     return " ".join("".join(c.lower() for c in text if c.isalnum() or c.isspace()).split())
 
 
@@ -81,7 +86,13 @@ def load_scenario(path: str | Path) -> Scenario:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError("audio.sim.scenario", f"cannot load scenario: {exc}", str(path)) from None
-    return scenario_from_dict(data, source=str(path))
+    scenario = scenario_from_dict(data, source=str(path))
+    base = Path(path).resolve().parent
+    turns = tuple(
+        replace(t, wav=str(base / t.wav)) if t.wav and not Path(t.wav).is_absolute() else t
+        for t in scenario.turns
+    )
+    return replace(scenario, turns=turns)
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
