@@ -75,6 +75,9 @@ class NearFieldGate:
         self._started_ms = 0.0
         self._peak = 0.0
         self._loud = 0  # loud periodic frames in the onset (see MIN_LOUD_FRAMES)
+        # Audio not yet judged: capture periods of 10 ms (or 30) are cut into FRAME_MS
+        # frames across chunk boundaries, so the verdict does not depend on the period.
+        self._pending = b""
         self._recent: deque[VoicedAudio] = deque()  # a far utterance's last frames
         self.rejections: list[Rejection] = []
         self.passed = 0
@@ -109,14 +112,14 @@ class NearFieldGate:
 
     def reset(self) -> None:
         """Forget an utterance in progress (the VAD gate was reset)."""
-        self._verdict, self._held, self._peak = Verdict.IDLE, [], 0.0
+        self._verdict, self._held, self._peak, self._pending = Verdict.IDLE, [], 0.0, b""
 
     def _step(self, event: GateEvent, out: list[GateEvent]) -> None:
         verdict = self._verdict
         if isinstance(event, SpeechStarted):
             self._verdict, self._held, self._started_ms = Verdict.DECIDING, [event], event.at_ms
             lookback = self.format.bytes_for_ms(ONSET_LOOKBACK_MS)
-            self._peak, self._loud = 0.0, 0
+            self._peak, self._loud, self._pending = 0.0, 0, b""
             self._consider(event.preroll[-lookback:])
             self._decide(out)
         elif isinstance(event, VoicedAudio):
@@ -144,12 +147,13 @@ class NearFieldGate:
         recent.append(event)
         while len(recent) > ONSET_LOOKBACK_MS // max(1, round(event.chunk.duration_ms)):
             recent.popleft()
-        pcm = event.chunk.pcm
-        loud = event.voiced and dsp.energy_db(self._loudest(pcm)) >= self.threshold_dbfs()
-        if loud and periodicity(pcm, self.format.rate_hz) >= MIN_PERIODICITY:
-            self._loud += 1  # consecutive loud vowel frames
-        else:
-            self._loud = 0
+        threshold = self.threshold_dbfs()
+        for frame in self._frames(event.chunk.pcm):
+            loud = event.voiced and dsp.energy_db(dsp.mean_square(frame)) >= threshold
+            if loud and periodicity(frame, self.format.rate_hz) >= MIN_PERIODICITY:
+                self._loud += 1  # consecutive loud vowel frames
+            else:
+                self._loud = 0
         if self._loud < MIN_LOUD_FRAMES:
             return
         self._verdict = Verdict.NEAR
@@ -161,9 +165,8 @@ class NearFieldGate:
 
     def _consider(self, pcm: bytes) -> None:
         """Note the loudest frame, and the best periodicity among the loud frames."""
-        size, threshold = self._frame_bytes, self.threshold_dbfs()
-        for i in range(0, len(pcm) - size + 1, size):
-            frame = pcm[i : i + size]
+        threshold = self.threshold_dbfs()
+        for frame in self._frames(pcm):
             energy = dsp.mean_square(frame)
             self._peak = max(self._peak, energy)
             if (
@@ -173,12 +176,13 @@ class NearFieldGate:
             ):
                 self._loud += 1
 
-    def _loudest(self, pcm: bytes) -> float:
+    def _frames(self, pcm: bytes) -> list[bytes]:
+        """Whole FRAME_MS frames of the audio so far; the remainder waits for more."""
+        data = self._pending + pcm
         size = self._frame_bytes
-        return max(
-            (dsp.mean_square(pcm[i : i + size]) for i in range(0, len(pcm) - size + 1, size)),
-            default=0.0,
-        )
+        whole = len(data) - len(data) % size
+        self._pending = data[whole:]
+        return [data[i : i + size] for i in range(0, whole, size)]
 
     def threshold_dbfs(self) -> float:
         return max(self.config.min_level_dbfs, self.floor_dbfs + self.config.min_snr_db)
@@ -194,7 +198,7 @@ class NearFieldGate:
         self.rejections.append(
             Rejection(at_ms, round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1))
         )
-        self._verdict, self._held, self._loud = Verdict.FAR, [], 0
+        self._verdict, self._held, self._loud, self._pending = Verdict.FAR, [], 0, b""
         self._recent.clear()
 
 
