@@ -75,6 +75,11 @@ period_ms = 10
 
 [audio.vad]
 stop_unvoiced_frames = 24
+
+# One visitor asks 2 x N questions back to back: the per-conversation turn limit (a
+# public kiosk's abuse guard, 30 by default) would answer the 31st with its limit line.
+[engagement]
+max_turns = 1000
 """
 DEFAULT_TURNS = 20
 QUICK_TURNS = 5

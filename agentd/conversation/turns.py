@@ -424,6 +424,10 @@ class Conversation:
         self._pending = None  # a held turn goes with its reply
         if not self._replies.cancel(reason):
             return False
+        if self.engagement is not None:
+            # A cancelled reply is over too: a goodbye or a reached limit ends the
+            # conversation now, otherwise the follow-up window starts.
+            self.engagement.reply_finished(now_ms())
         if not keep_state and self.state in (AgentState.THINKING, AgentState.SPEAKING):
             self._set_state(AgentState.IDLE)
         return True

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from agentd.config.sections_engagement import EngagementConfig, NearFieldConfig, PresenceConfig
 from agentd.conversation.engagement import Engagement, EngagementState
-from agentd.events import AgentState, SpeechEnded, SpeechStarted, StartListening, now_ms
+from agentd.events import (
+    AgentState,
+    CancelReply,
+    SpeechEnded,
+    SpeechStarted,
+    StartListening,
+    now_ms,
+)
 from agentd.gpio.presence import PresenceChanged
 from agentd.llm.events import LlmDone, TextDelta
 from tests.conversation.rig import Rig, build_rig, chunk, history_after, settle
@@ -128,6 +135,24 @@ async def test_turn_limit_is_answered_politely_and_reported() -> None:
     await rig.idle()
     assert log.changes[-1] == (EngagementState.WAITING, "limit")
     assert history_after(rig) == []
+
+
+async def test_a_cancelled_limit_line_still_ends_the_conversation() -> None:
+    """The limit line cut short (a button, a barge-in) ends the conversation all the same:
+    the next visitor is answered, not refused with the limit line again."""
+    rig, _engagement, log = engaged_rig(modes=("open",), max_turns=1, limit_line="Time is up.")
+    await answered(rig, "Question 1?", now_ms())
+    t = now_ms()
+    rig.gate.script(SpeechStarted(t, b"pre"))
+    tick(rig, t)
+    rig.finalize("Question 2?", t + 900)
+    await rig.replying()
+    rig.conv.handle(CancelReply("button"))
+    await rig.idle()
+    assert log.changes[-1] == (EngagementState.WAITING, "limit")
+    requests = len(rig.llm.requests)
+    await answered(rig, "Question 3?", now_ms())
+    assert len(rig.llm.requests) == requests + 1  # a new conversation, answered
 
 
 async def test_empty_turn_is_reported_as_phantom_suspicion() -> None:
