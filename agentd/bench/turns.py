@@ -72,7 +72,9 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         scenario_path,
         out_dir,
         profile=PROFILE,
-        extra_toml=f'[turn_end]\npolicy = "{policy}"\n',
+        # 60 questions back to back from one visitor: the per-conversation turn limit (a
+        # public kiosk's abuse guard, 30 by default) would answer the 31st with its line.
+        extra_toml=f'[turn_end]\npolicy = "{policy}"\n\n[engagement]\nmax_turns = 1000\n',
         emulator_process=True,
     )
     reported: list[float] = []  # when the daemon reported a visitor turn (mic clock)
