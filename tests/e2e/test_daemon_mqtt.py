@@ -142,8 +142,9 @@ async def test_no_secret_ever_reaches_mqtt(tmp_path: Path, monkeypatch: pytest.M
         tmp_path, users={DEVICE: mqtt_canary, "watcher": "watcher-pw"}, allow_anonymous=False
     ).start()
     watch = subprocess.Popen(
-        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-u", "watcher",
-         "-P", "watcher-pw", "-t", "#", "-v", "-V", "5"],
+        # line-buffered: the test waits on each line; a pipe would block-buffer them
+        ["stdbuf", "-oL", "mosquitto_sub", "-h", broker.host, "-p", str(broker.port),
+         "-u", "watcher", "-P", "watcher-pw", "-t", "#", "-v", "-V", "5"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines = LineReader(watch)

@@ -145,8 +145,9 @@ async def test_capture_xrun_and_device_lost_then_back(tmp_path: Path) -> None:
 async def test_broker_killed_and_restarted_mid_run(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path, autosave_s=1).start()  # the watcher's session survives kill -9
     sub = subprocess.Popen(
-        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-q", "1", "-c",
-         "-i", "metrics-watch", "-t", "agentd/kiosk-mq/metrics/turn"],
+        # line-buffered: the test waits on each line; a pipe would block-buffer them
+        ["stdbuf", "-oL", "mosquitto_sub", "-h", broker.host, "-p", str(broker.port),
+         "-q", "1", "-c", "-i", "metrics-watch", "-t", "agentd/kiosk-mq/metrics/turn"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines = LineReader(sub)
