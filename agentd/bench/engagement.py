@@ -276,9 +276,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import logging
 
-    from agentd.sim.speech import tools_available
+    agentd_log = logging.getLogger("agentd")
+    level = agentd_log.level
+    agentd_log.setLevel(logging.ERROR)  # the policy's journal lines, for this run only
+    try:
+        return _run(args)
+    finally:
+        agentd_log.setLevel(level)
 
-    logging.getLogger("agentd").setLevel(logging.ERROR)  # the policy's journal lines
+
+def _run(args: argparse.Namespace) -> int:
+    from agentd.sim.speech import tools_available
 
     if not tools_available():
         print("agentd bench engagement needs espeak-ng and sox on PATH")
