@@ -31,9 +31,16 @@ CARDS = {
 }
 
 
+# Add-ons complement an audio profile (no ALSA config of their own): a README with the
+# wiring, and a config snippet to include beside the profile's.
+ADDONS = ("presence-sensor",)
+
+
 def test_every_profile_folder_is_listed() -> None:
     found = {p.name for p in HARDWARE.iterdir() if p.is_dir()}
-    assert found == set(PROFILES)
+    assert found == set(PROFILES) | set(ADDONS)
+    for name in ADDONS:
+        assert (HARDWARE / name / "README.md").is_file(), f"{name}/README.md missing"
     for name in PROFILES:
         for part in ("README.md", "asound.conf", "agentd.toml"):
             assert (HARDWARE / name / part).is_file(), f"{name}/{part} missing"
@@ -99,3 +106,11 @@ def test_a_broken_asound_conf_is_detected(tmp_path: Path) -> None:
     bad.write_text("pcm.agentd_capture { type plug slave.pcm \n")
     names, errors = aplay_list(bad, tmp_path)
     assert "ALSA lib" in errors and "agentd_capture" not in names
+
+
+@pytest.mark.parametrize("name", ADDONS)
+def test_addon_snippet_validates_through_include(name: str, tmp_path: Path) -> None:
+    main = tmp_path / "agentd.toml"
+    main.write_text(f'include = ["{HARDWARE / name / "agentd.toml"}"]\n[device]\n')
+    config = load_config(main)
+    assert config.engagement.presence.pin >= 0
