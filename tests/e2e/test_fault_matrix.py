@@ -108,7 +108,9 @@ def _turns(count: int) -> list[dict[str, Any]]:
     """Short lines keep the matrix fast; each is unique so the emulators stay aligned."""
     return [
         {
-            "visitor": f"Question number {i + 1}, please.",
+            # One breath, no mid-line pause: a pause would let a speculative request
+            # (turn_end) meet the injected fault instead of the answer under test.
+            "visitor": f"Please answer question number {i + 1}.",
             "reply": f"Sure, answer {i + 1}.",
             "pause_before_ms": 500,
         }
