@@ -17,10 +17,18 @@ class TurnEndConfig:
         "fixed: every local endpoint (VAD silence) ends the turn.",
     )
     max_pause_ms: int = setting(
+        3000,
+        min=300,
+        max=6000,
+        doc="Longest silence waited for: after a filler or a word no sentence ends on "
+        "(um, uh, with, the, my).",
+    )
+    unfinished_pause_ms: int = setting(
         1500,
         min=300,
-        max=3000,
-        doc="Silence waited for after words that do not end a sentence (um, with, a comma).",
+        max=6000,
+        doc="Silence waited for after an unfinished sentence that does not trail off "
+        "(no full stop, a comma).",
     )
     unpunctuated_pause_ms: int = setting(
         700,
@@ -35,6 +43,13 @@ class TurnEndConfig:
     )
 
     def validate(self, path: str) -> None:
+        if self.unfinished_pause_ms > self.max_pause_ms:
+            raise ConfigError(
+                f"{path}.unfinished_pause_ms",
+                "longer than max_pause_ms",
+                self.unfinished_pause_ms,
+                f"at most {self.max_pause_ms}",
+            )
         if self.unpunctuated_pause_ms > self.max_pause_ms:
             raise ConfigError(
                 f"{path}.unpunctuated_pause_ms",

@@ -150,8 +150,6 @@ class Conversation:
         parts = self.parts
         guard = self._interruption
         guard.remember(chunk)
-        if self._pending is not None:
-            self._check_pending(chunk.at_ms)
         if self._ptt_active:
             self._to_stt(chunk.pcm)
             # Press-to-start: the visitor's own pause ends the turn.
@@ -165,6 +163,8 @@ class Conversation:
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
         gate_events: Sequence[GateEvent] = () if ringing else parts.gate.process(chunk)
+        if self._pending is not None:  # after the gate: this chunk's own voice counts
+            self._check_pending(chunk, voiced=not ringing and parts.gate.last_voiced)
         admitted = gate_events
         if self.engagement is not None:  # near-field, wake word, conversation window
             idle = self.state is AgentState.IDLE
@@ -349,18 +349,24 @@ class Conversation:
 
     def _hold_turn(self, record: TurnRecord, text: str, deadline_ms: float) -> None:
         """The visitor paused mid-sentence: wait, maybe preparing the reply unheard."""
-        self._pending = PendingTurn(record, text, deadline_ms)
+        voice_end_ms = record.speech_end_ms or now_ms()
+        self._pending = PendingTurn(record, text, deadline_ms, last_voiced_ms=voice_end_ms)
         log.debug("turn held open until +%.0f ms", deadline_ms - now_ms())
         if self.parts.turn_end.speculate:
             self._reply_user_text = text
             self._replies.answer(record, text, held=True)
         self._set_state(AgentState.LISTENING)
 
-    def _check_pending(self, at_ms: float) -> None:
+    def _check_pending(self, chunk: AudioChunk, *, voiced: bool) -> None:
         """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
         pending = self._pending
-        if pending is None or at_ms < pending.deadline_ms or self.parts.gate.last_voiced:
-            return  # a voiced frame may be the visitor going on: let the gate decide
+        if pending is None:
+            return
+        end_ms = chunk.at_ms + chunk.duration_ms
+        if voiced:  # maybe the visitor going on: the gate confirms it (SpeechStarted)
+            pending.last_voiced_ms = end_ms
+        if not self.parts.turn_end.ended(pending.deadline_ms, end_ms, pending.last_voiced_ms):
+            return
         self._pending = None
         self.parts.recorder.save(pending.record.turn_id)
         reply = self._replies.current

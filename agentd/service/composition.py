@@ -171,6 +171,7 @@ def build_conversation_parts(
         turn_end=TurnEndPolicy(
             config.turn_end,
             punctuated=config.stt.speech_model in U3_MODELS or config.stt.format_turns,
+            onset_window_ms=float(cfg.vad.start_window_frames * frame_ms),
         ),
     )
 
