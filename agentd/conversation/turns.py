@@ -370,16 +370,23 @@ class Conversation:
         self._pending = None
         self.parts.recorder.save(pending.record.turn_id)
         reply = self._replies.current
-        if reply is not None and reply.held:
-            log_transcript(
-                log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
-            )
-            self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
-            reply.release()
-            self._set_state(AgentState.THINKING)
-        else:
+        if reply is None or not reply.held:
             self._cancel("new turn")
             self._answer(pending.record, pending.text)
+            return
+        if self.engagement is not None and self.engagement.on_turn(pending.text, now_ms()):
+            # The limits refuse the turn, as _answer would: the prepared reply goes unheard
+            # (dropped directly, so its end does not end the conversation before the line).
+            reply.discard = True
+            self._replies.cancel("conversation limit")
+            self._on_say(Say(self.engagement.config.limit_line, "limit"))
+            return
+        log_transcript(
+            log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
+        )
+        self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
+        reply.release()
+        self._set_state(AgentState.THINKING)
 
     def _resume_pending(self) -> None:
         """The visitor went on: drop the unheard reply, keep every word for the whole turn."""

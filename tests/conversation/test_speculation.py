@@ -12,10 +12,20 @@ their own times, so nothing here waits on the wall clock.
 
 from __future__ import annotations
 
+from agentd.conversation.engagement import EngagementState
 from agentd.events import AgentState, SpeechEnded, SpeechStarted, TurnFinalized, now_ms
 from agentd.llm.events import LlmDone, TextDelta
 from tests.conversation.fakes import default_pcm
-from tests.conversation.rig import REPLY, Rig, chunk, settle, until, user_messages
+from tests.conversation.rig import (
+    REPLY,
+    Rig,
+    chunk,
+    history_after,
+    settle,
+    until,
+    user_messages,
+)
+from tests.conversation.test_engagement import answered, engaged_rig
 
 FIRST_PART = "I'm here to see"  # U3 Pro at a mid-sentence pause: no full stop
 SECOND_PART = "Anna Schmidt."
@@ -140,3 +150,29 @@ async def test_a_word_begun_inside_the_wait_resumes_even_if_the_gate_confirms_it
     await rig.idle()
     assert user_messages(rig) == [WHOLE]
     assert rig.conv.speculations_dropped == 1
+
+
+async def test_a_released_turn_counts_against_the_conversation_limits() -> None:
+    """A turn answered by its prepared reply is a turn like any other for the engagement:
+    past max_turns the prepared reply is dropped unheard and the limit line is said."""
+    rig, _engagement, log = engaged_rig(modes=("open",), max_turns=1, limit_line="Time is up.")
+    await answered(rig, "Question 1?", now_ms())
+    rig.speaker.play_all()
+    await rig.idle()
+    written = len(rig.speaker.written)
+    requests = len(rig.llm.requests)
+    rig.llm.script(TextDelta(REPLY), LlmDone("stop", 10, 5))
+    deadline = pause_mid_sentence(rig)
+    syntheses = len(rig.tts.requests)
+    await rig.requested(requests + 1)  # the speculative request (the limit is not known yet)
+    await prepared_unheard(rig, clauses=syntheses + 2)
+    silence(rig, deadline - 200.0, deadline + PERIOD_MS)
+    await rig.replying()
+    assert rig.tts.requests[-1].text == "Time is up."
+    # The line, and nothing of the prepared reply.
+    assert bytes(rig.speaker.written[written:]) == default_pcm("Time is up.")
+    assert ("limit_reached", {"limit": "max_turns"}) in log.events
+    rig.speaker.play_all()
+    await rig.idle()
+    assert log.changes[-1] == (EngagementState.WAITING, "limit")
+    assert history_after(rig) == []
