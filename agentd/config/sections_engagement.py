@@ -121,7 +121,9 @@ class EngagementConfig:
         doc="Said when max_turns or max_conversation_s is reached.",
     )
     led_engaged: str = setting(
-        "slow_blink white", doc="LED pattern while engaged but idle (waiting shows `idle`)."
+        "",
+        doc="LED pattern while engaged but idle (waiting shows `idle`); empty = the driver's "
+        "default: `slow_blink white` on a colour ring, `wink` on mono LEDs.",
     )
     wake_word: WakeWordConfig = section(WakeWordConfig)
     presence: PresenceConfig = section(PresenceConfig)
@@ -139,7 +141,8 @@ class EngagementConfig:
             raise ConfigError(
                 f"{path}.presence.pin", "presence mode needs the sensor's GPIO", -1, "0 to 53"
             )
-        parse_pattern(self.led_engaged, f"{path}.led_engaged")
+        if self.led_engaged:
+            parse_pattern(self.led_engaged, f"{path}.led_engaged")
 
     def model_path(self) -> Path | None:
         """The custom wake-word model file, or None for a built-in model."""

@@ -6,7 +6,8 @@ availability once at the root, every entity under `components` with its `platfor
 (https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload).
 Availability is the device's retained `status` topic (LWT, `online`/`offline`).
 
-Entities: the conversation state (an enum sensor), voice-to-voice latency, turns today;
+Entities: the conversation state and the engagement state (waiting / engaged; enum
+sensors, the engagement's reason and modes as attributes), voice-to-voice latency, turns today;
 diagnostic sensors (entity_category `diagnostic`) for errors, the last self-test's echo
 delay / echo coupling / noise floor / clipping, the config hash and the capture state;
 a mute switch, a volume number (0..100 %), and buttons restart-conversation, test-speaker
@@ -24,7 +25,7 @@ import json
 from dataclasses import dataclass
 
 from agentd.events import AgentState
-from agentd.mqtt.topics import STATUS_OFFLINE, STATUS_ONLINE, Topics
+from agentd.mqtt.topics import ENGAGEMENT_STATES, STATUS_OFFLINE, STATUS_ONLINE, Topics
 
 TEST_SPEAKER_TEXT = "This is a speaker test."
 ORIGIN_URL = "https://github.com/agentd/agentd"  # support_url shown in Home Assistant
@@ -121,6 +122,15 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
             "device_class": "enum",
             "options": [s.value for s in AgentState],
             "icon": "mdi:account-voice",
+        }),
+        ("sensor", "engagement", {
+            "name": "Engagement",
+            "state_topic": topics.engagement,
+            "value_template": "{{ value_json.state }}",
+            "json_attributes_topic": topics.engagement,  # reason, modes
+            "device_class": "enum",
+            "options": list(ENGAGEMENT_STATES),
+            "icon": "mdi:account-check",
         }),
         ("sensor", "latency", {
             "name": "Last voice-to-voice latency",

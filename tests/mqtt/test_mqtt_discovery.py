@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from agentd.conversation.engagement import EngagementState
 from agentd.events import AgentState, LinkState
 from agentd.mqtt import MqttService
 from agentd.mqtt.commands import COMMAND_NAMES, parse_command
@@ -152,7 +153,7 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     assert config["origin"]["name"] == "agentd" and config["origin"]["sw_version"] == "0.1.0"
     components = config["components"]
     platforms = sorted(c["platform"] for c in components.values())
-    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 10 + ["switch"]
+    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 11 + ["switch"]
     for object_id, entity in components.items():
         jsonschema.validate(entity, schema_for(entity["platform"]))
         assert re.fullmatch(r"[\w-]+", object_id)
@@ -160,6 +161,11 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     unique = [c["unique_id"] for c in components.values()]
     assert len(set(unique)) == len(unique)
     assert components["state"]["options"] == [s.value for s in AgentState]
+    engagement = components["engagement"]
+    assert engagement["options"] == [s.value for s in EngagementState]
+    assert engagement["device_class"] == "enum"
+    assert engagement["state_topic"] == engagement["json_attributes_topic"] == TOPICS.engagement
+    assert engagement["value_template"] == "{{ value_json.state }}"
     assert components["self_test"]["command_topic"] == TOPICS.cmd("self_test")
 
 
@@ -210,6 +216,9 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
             for payload in sent:
                 if payload is not None:
                     parse_command(name, payload.encode(), max_bytes=4096, allow_dangerous=False)
+        if entity.get("state_topic") == TOPICS.engagement:
+            document = {"state": "engaged", "reason": "wake_word", "modes": ["wake_word"]}
+            assert _render(entity["value_template"], document) in entity["options"]
         if entity.get("state_topic") == TOPICS.health:
             rendered = _render(entity["value_template"], health_doc)
             assert rendered not in ("", "None"), entity
