@@ -216,22 +216,29 @@ def calibrate(visitor_pcm: bytes, room_pcm: bytes, fmt: AudioFormat | None = Non
     The visitor's level is the 90th percentile of their 20 ms frame levels (the loud
     syllables, not one plosive); the floor is the room's median frame level.
     """
-    size = (fmt or AudioFormat(16000)).bytes_for_ms(FRAME_MS)
-
-    def levels(pcm: bytes) -> list[float]:
-        return sorted(
-            dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
-            for i in range(0, len(pcm) - size + 1, size)
-        )
-
-    voice, room = levels(visitor_pcm), levels(room_pcm)
+    voice, room = frame_levels(visitor_pcm, fmt), frame_levels(room_pcm, fmt)
     if not voice or not room:
         raise ValueError("calibration needs at least 20 ms of each recording")
-    visitor = voice[int(0.9 * (len(voice) - 1))]
-    floor = room[len(room) // 2]
-    min_level = visitor - CALIBRATION_HEADROOM_DB
-    snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor - 3.0))
-    return Calibration(round(visitor, 1), round(floor, 1), round(min_level, 1), round(snr, 1))
+    return thresholds(voice[int(0.9 * (len(voice) - 1))], room[len(room) // 2])
+
+
+def frame_levels(pcm: bytes, fmt: AudioFormat | None = None) -> list[float]:
+    """The dBFS of each whole FRAME_MS frame of mono S16_LE `pcm`, sorted."""
+    size = (fmt or AudioFormat(16000)).bytes_for_ms(FRAME_MS)
+    return sorted(
+        dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
+        for i in range(0, len(pcm) - size + 1, size)
+    )
+
+
+def thresholds(visitor_dbfs: float, floor_dbfs: float) -> Calibration:
+    """The two thresholds for a visitor at `visitor_dbfs` (loud syllables) over a room
+    whose frames sit at `floor_dbfs` (median): `calibrate` from levels already known."""
+    min_level = visitor_dbfs - CALIBRATION_HEADROOM_DB
+    snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor_dbfs - 3.0))
+    return Calibration(
+        round(visitor_dbfs, 1), round(floor_dbfs, 1), round(min_level, 1), round(snr, 1)
+    )
 
 
 def periodicity(pcm: bytes, rate_hz: int) -> float:
