@@ -103,8 +103,8 @@ class KioskDiagnostics:
             "capture": self.capture.health(),
         }
 
-    async def run_self_test(self) -> dict[str, object]:
-        report = await self.self_test.run()
+    async def run_self_test(self, visitor_level_dbfs: float | None = None) -> dict[str, object]:
+        report = await self.self_test.run(visitor_level_dbfs)
         self._notify("self_test", report.summary())
         return report.to_dict()
 
