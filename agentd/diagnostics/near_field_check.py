@@ -135,17 +135,19 @@ def near_field_advice(check: NearFieldCheck, config: Config) -> list[tuple[str, 
     )
     if not check.enabled or None in (visitor, level, snr, above, below):
         return []  # off, or not calibrated: nothing to compare with
+    threshold = f"the gate's threshold ({check.threshold_dbfs} dBFS)"
     if above is not None and above < MIN_MARGIN_DB:
+        where = f"only {above} dB above" if above >= 0 else f"{-above} dB under"
         why = (
-            f"a visitor at 1 m ({visitor} dBFS, {check.visitor_source}) is only {above} dB "
-            f"above the gate's threshold ({check.threshold_dbfs} dBFS): visitors who speak "
-            "softly are ignored"
+            f"a visitor at 1 m ({visitor} dBFS, {check.visitor_source}) is {where} "
+            f"{threshold}: visitors who speak softly are ignored"
         )
     elif below is not None and below < MIN_MARGIN_DB:
         bystander = round((visitor or 0.0) + NEAREST_BYSTANDER_REL_DB, 1)
+        where = f"only {below} dB under" if below >= 0 else f"{-below} dB above"
         why = (
-            f"a bystander 3 m away (about {bystander} dBFS) is only {below} dB under the "
-            f"gate's threshold ({check.threshold_dbfs} dBFS): lobby chatter may start turns"
+            f"a bystander 3 m away (about {bystander} dBFS) is {where} {threshold}: "
+            "lobby chatter may start turns"
         )
     else:
         return []

@@ -146,9 +146,9 @@ def near_field_line(near: NearFieldCheck) -> str:
     if near.visitor_level_dbfs is None:
         return f"{head}; {near.note}"
     return (
-        f"{head}; visitor {near.visitor_level_dbfs} dBFS ({near.visitor_source}): "
-        f"{near.visitor_margin_db:+} dB over the threshold, a bystander at 3 m "
-        f"{near.bystander_margin_db:+} dB under it; calibrated: min_level_dbfs "
+        f"{head}; visitor {near.visitor_level_dbfs} dBFS ({near.visitor_source}), margin "
+        f"{near.visitor_margin_db:+} dB; a bystander at 3 m, margin "
+        f"{near.bystander_margin_db:+} dB; calibrated: min_level_dbfs "
         f"{near.recommended_min_level_dbfs}, min_snr_db {near.recommended_min_snr_db}"
     )
 
