@@ -9,7 +9,9 @@ Availability is the device's retained `status` topic (LWT, `online`/`offline`).
 Entities: the conversation state and the engagement state (waiting / engaged; enum
 sensors, the engagement's reason and modes as attributes), voice-to-voice latency, turns today;
 diagnostic sensors (entity_category `diagnostic`) for errors, the last self-test's echo
-delay / echo coupling / noise floor / clipping, the config hash and the capture state;
+delay / echo coupling / noise floor / clipping / near-field margin (the visitor's level
+over the gate's threshold, unknown unless a level was given), the config hash and the
+capture state;
 a mute switch, a volume number (0..100 %), and buttons restart-conversation, test-speaker
 and self-test. All sensors read retained topics, so they survive a Home Assistant
 restart.
@@ -163,6 +165,9 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
         ("sensor", "clipping", _diagnostic_sensor(
             "Self-test mic clipping", health, "self_test.clipped_percent",
             unit_of_measurement="%", state_class="measurement", icon="mdi:sine-wave")),
+        ("sensor", "near_field_margin", _diagnostic_sensor(
+            "Self-test near-field margin", health, "self_test.near_field_margin_db",
+            unit_of_measurement="dB", state_class="measurement", icon="mdi:account-voice")),
         ("sensor", "config_hash", _diagnostic_sensor(
             "Config hash", health, "config_hash", icon="mdi:file-cog-outline")),
         ("sensor", "capture", _diagnostic_sensor(
