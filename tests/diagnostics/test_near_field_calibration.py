@@ -251,21 +251,24 @@ async def test_daemon_self_test_over_mqtt_with_a_given_level(tmp_path: Path) -> 
     """The running kiosk: `cmd/self_test {"visitor_level_dbfs": ...}` through the real
     broker and `mosquitto_rr`; the reply keeps every earlier field and adds near_field."""
     from agentd.sim.harness import SimulatedKiosk
-    from tests.diagnostics.test_diagnostics_e2e import rr, toml
     from tests.e2e.conftest import FAST, write_scenario
     from tests.helpers.mosquitto import Mosquitto
+    from tests.helpers.mqtt_clients import request
 
     broker = Mosquitto(tmp_path).start()
     turns = [{"visitor": "Hello there.", "reply": "Hello!", "pause_before_ms": 20000}]
     scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=20000)
-    kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST,
-                           extra_toml=toml(broker, tmp_path / "capture"))  # fmt: skip
+    mqtt = (f'[device]\nid = "kiosk-near"\n[mqtt]\nenabled = true\nhost = "{broker.host}"\n'
+            f"port = {broker.port}\nmax_backoff_s = 1.0\n")  # fmt: skip
+    kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=mqtt)
     try:
         service = await kiosk.start()
         await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
-        plain = await rr(broker, "self_test")
-        given = await rr(broker, "self_test", json.dumps({"visitor_level_dbfs": -21.0}))
-        bad = await rr(broker, "self_test", json.dumps({"visitor_level_dbfs": 12}))
+        plain = await request(broker, "kiosk-near", "self_test", wait_s=15)
+        level = json.dumps({"visitor_level_dbfs": -21.0})
+        given = await request(broker, "kiosk-near", "self_test", level, wait_s=15)
+        too_loud = json.dumps({"visitor_level_dbfs": 12})
+        bad = await request(broker, "kiosk-near", "self_test", too_loud, wait_s=15)
         health = service.reporting.health()
     finally:
         await kiosk.stop()

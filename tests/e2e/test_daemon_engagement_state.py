@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from agentd.events import AgentState
 from agentd.sim.harness import SimulatedKiosk
 from tests.e2e.conftest import FAST, LineReader, write_scenario
 from tests.helpers.mosquitto import Mosquitto
+from tests.helpers.mqtt_clients import retained
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,13 +48,10 @@ brightness = 1.0
 """
 
 
-def retained(broker: Mosquitto, topic: str) -> str:
-    out = subprocess.run(
-        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t", topic,
-         "--retained-only", "-W", "2"],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
-    return out.stdout.strip()
+def retained_json(broker: Mosquitto, topic: str) -> Any:
+    """The retained document on `topic`, as a fresh `mosquitto_sub` is sent it."""
+    (line,) = retained(broker, topic)
+    return json.loads(line.split(" ", 1)[1])
 
 
 async def test_engagement_transitions_on_mqtt_home_assistant_and_leds(tmp_path: Path) -> None:
@@ -76,13 +75,13 @@ async def test_engagement_transitions_on_mqtt_home_assistant_and_leds(tmp_path: 
         service = await kiosk.start()
         await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
         await kiosk.wait_for(lambda: lines.has('"state":"waiting"'), 10)
-        waiting_doc = json.loads(await asyncio.to_thread(retained, broker, topic))
-        discovery = json.loads(
-            await asyncio.to_thread(retained, broker, f"homeassistant/device/{DEVICE}/config")
+        waiting_doc = await asyncio.to_thread(retained_json, broker, topic)
+        discovery = await asyncio.to_thread(
+            retained_json, broker, f"homeassistant/device/{DEVICE}/config"
         )
         # engaged by the visitor's speech (open mode, the default), then idle between turns
         await kiosk.wait_for(lambda: service.reporting.engagement == "engaged", 20)
-        engaged_doc = json.loads(await asyncio.to_thread(retained, broker, topic))
+        engaged_doc = await asyncio.to_thread(retained_json, broker, topic)
         await kiosk.wait_for(lambda: len(kiosk.observed.turns) >= 1, 20)
         await kiosk.wait_for(lambda: kiosk.conversation.state is AgentState.IDLE, 10)
         lights = service.gpio.lights
@@ -94,7 +93,7 @@ async def test_engagement_transitions_on_mqtt_home_assistant_and_leds(tmp_path: 
         # the goodbye turn is answered, then the conversation ends
         await kiosk.wait_for(lambda: service.reporting.engagement == "waiting", 30)
         await kiosk.wait_for(lambda: lines.has('"reason":"goodbye"'), 10)
-        ended_doc = json.loads(await asyncio.to_thread(retained, broker, topic))
+        ended_doc = await asyncio.to_thread(retained_json, broker, topic)
         assert lights.settled(5)
         pins_after = [service.gpio.factory.pin(p).state for p in (RED, GREEN, BLUE)]
         waiting_idle_shown = not lights.engaged and lights.state is AgentState.IDLE
