@@ -129,7 +129,8 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
             "name": "Engagement",
             "state_topic": topics.engagement,
             "value_template": "{{ value_json.state }}",
-            "json_attributes_topic": topics.engagement,  # reason, modes
+            # attributes: reason, modes (HA drops the document's `state`: a blocked name)
+            "json_attributes_topic": topics.engagement,
             "device_class": "enum",
             "options": list(ENGAGEMENT_STATES),
             "icon": "mdi:account-check",
