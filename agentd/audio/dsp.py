@@ -35,6 +35,18 @@ def to_mono(pcm: bytes, channels: int, channel: int = -1) -> bytes:
     return out
 
 
+def pick_channels(pcm: bytes, channels: int, picked: tuple[int, ...]) -> bytes:
+    """Interleaved PCM reduced to the `picked` channels (still interleaved, in that order)."""
+    if picked == tuple(range(channels)):
+        return pcm
+    usable = len(pcm) - len(pcm) % (WIDTH * channels)
+    samples = array("h", pcm[:usable])
+    out = array("h", bytes(WIDTH * len(picked) * (len(samples) // channels)))
+    for k, ch in enumerate(picked):
+        out[k :: len(picked)] = samples[ch::channels]
+    return out.tobytes()
+
+
 def apply_gain(pcm: bytes, gain: float) -> bytes:
     """Software volume; clips at full scale instead of wrapping."""
     if gain == 1.0 or not pcm:
