@@ -237,3 +237,38 @@ def capture_chunks(
         mono = dsp.to_mono(data, count, channel)
         chunks.append(AudioChunk(mono, mono_fmt, at, AudioChunk(data, array_fmt, at)))
     return chunks
+
+
+def room_noise(renderer: RoomRenderer, duration_ms: int, level_dbfs: float) -> bytes:
+    """Diffuse room tone at about `level_dbfs` RMS per mic, interleaved S16_LE."""
+    rate = renderer.room.rate_hz
+    n = int(duration_ms * rate / 1000)
+    if level_dbfs <= -200:
+        return bytes(2 * n * renderer.array.channels)
+    tone = diffuse_noise(renderer.array, n, rate, renderer.seed + 11)
+    tone *= 32768.0 * 10 ** (level_dbfs / 20) / max(float(np.std(tone)), 1e-9)
+    return to_interleaved_pcm(tone)
+
+
+def room_turn(renderer: RoomRenderer, mono: bytes, distance_m: float, azimuth_deg: float) -> bytes:
+    """A dry S16_LE utterance as the array hears it from `distance_m`, at the level the
+    dry one has (so the level gate sees the same), its reverberant tail included."""
+    dry = np.frombuffer(mono, dtype="<i2").astype(np.float64)
+    wet = renderer.render(dry, distance_m, azimuth_deg)
+    return to_interleaved_pcm(
+        at_array_level(wet, frame_level_p90_db(dry, renderer.room.rate_hz), renderer.room.rate_hz)
+    )
+
+
+def array_for(channels: int) -> MicArray:
+    """The geometry a simulated array of `channels` mics gets: the 2- and 4-mic boards'
+    sizes, else a circle of radius 32 mm (the ReSpeaker boards' size class)."""
+    if channels == 2:
+        return PAIR_6CM
+    if channels == 4:
+        return SQUARE_4
+    angles = [2 * math.pi * k / channels for k in range(channels)]
+    return MicArray(
+        f"circle-{channels}x32mm",
+        tuple((0.032 * math.cos(a), 0.032 * math.sin(a), 0.0) for a in angles),
+    )
