@@ -118,6 +118,16 @@ def diffuse_noise(array: MicArray, samples: int, rate_hz: int, seed: int) -> np.
     return np.asarray(np.fft.irfft(mixed, n=samples, axis=1))
 
 
+def diffuse_copies(signal: np.ndarray, array: MicArray, rate_hz: int) -> np.ndarray:
+    """A steady noise (a loop) as a diffuse field at every mic: circularly shifted copies
+    (far apart, so independent), mixed per bin to the diffuse coherence; same spectrum."""
+    n = len(signal)
+    shifted = np.stack([np.roll(signal, k * n // array.channels) for k in range(array.channels)])
+    spectra = np.fft.rfft(shifted, axis=1)
+    mixer = _coherence_mixer(array, np.fft.rfftfreq(n, 1.0 / rate_hz))
+    return np.asarray(np.fft.irfft(np.einsum("fij,jf->if", mixer, spectra), n=n, axis=1))
+
+
 def _shifted(spectrum_len: int, delay_s: float, rate_hz: int, n: int) -> np.ndarray:
     """The rfft of a unit impulse delayed by `delay_s` (fractional: a phase ramp)."""
     freqs = np.fft.rfftfreq(n, 1.0 / rate_hz)[:spectrum_len]
@@ -167,6 +177,20 @@ class RoomRenderer:
         n = 1 << (size - 1).bit_length()
         spectrum = np.fft.rfft(np.asarray(mono, dtype=np.float64), n) * np.fft.rfft(h, n, axis=1)
         return np.asarray(np.fft.irfft(spectrum, n, axis=1)[:, :size])
+
+    def render_steady(
+        self, mono: np.ndarray, distance_m: float, azimuth_deg: float = 0.0
+    ) -> np.ndarray:
+        """As render(), with the room's energy gain divided out: a steady sound keeps its
+        level at the array, a short one peaks lower far away (its reverb has not built
+        up) - how a level given "at the array" is meant for a long sound."""
+        gain = math.sqrt(energy_gain(self.rir(distance_m, azimuth_deg)))
+        return np.asarray(self.render(mono, distance_m, azimuth_deg) / gain)
+
+
+def energy_gain(h: np.ndarray) -> float:
+    """The RIR's energy gain, averaged over the mics: 1/r^2 + 1/r_c^2 by construction."""
+    return float(np.mean(np.sum(h * h, axis=1)))
 
 
 def frame_level_p90_db(signal: np.ndarray, rate_hz: int) -> float:
