@@ -123,11 +123,11 @@ def _expected(mode: str, lobby: Lobby, k: int) -> bool:
     return True
 
 
-def run_mode(name: str, lobby: Lobby) -> ModeResult:
+def run_mode(name: str, lobby: Lobby, near_field: NearFieldConfig | None = None) -> ModeResult:
     modes, near = MODES[name]
     config = EngagementConfig(
         modes=modes,
-        near_field=calibrated_near_field(near),
+        near_field=near_field or calibrated_near_field(near),
         presence=PresenceConfig(pin=17),  # the bench posts the sensor's facts itself
     )
     reporter = _Quiet()
@@ -146,7 +146,9 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
         at = offset / 2 / RATE * 1000
         while presence and presence[0][0] <= at:
             engagement.on_presence(presence.pop(0)[1], at)
-        chunk = AudioChunk(pcm[offset : offset + period], FORMAT, at)
+        chunk = AudioChunk(
+            pcm[offset : offset + period], FORMAT, at, _array_chunk(lobby, offset, at)
+        )
         idle = busy_until is None
         for event in engagement.front_end(chunk, gate.process(chunk), idle):
             if isinstance(event, SpeechStarted):
@@ -182,6 +184,16 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
     result.activated = len([k for k in expected if k in activated])
     result.missed = [lobby.visitors[k] for k in expected if k not in activated]
     return result
+
+
+def _array_chunk(lobby: Lobby, offset: int, at: float) -> AudioChunk | None:
+    """The mics' span beside the mix, for a lobby heard by an array (engagement_array)."""
+    channels = lobby.array_channels
+    if not channels:
+        return None
+    size = FORMAT.bytes_for_ms(FRAME_MS) * channels
+    start = offset * channels
+    return AudioChunk(lobby.array[start : start + size], AudioFormat(RATE, channels), at)
 
 
 def _note_activation(
@@ -273,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized lobby (4 minutes)")
     parser.add_argument("--minutes", type=float, default=0.0, help="lobby length (default 30)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--array", action="store_true", help="also: open mode heard by a 4-mic array in a room"
+    )
     args = parser.parse_args(argv)
     import logging
 
@@ -305,6 +320,10 @@ def _run(args: argparse.Namespace) -> int:
         f"{bystander} bystander lines; rendered in {rendered:.1f} s, "
         f"total {time.monotonic() - started:.1f} s)"
     )
+    if args.array:
+        from agentd.bench.engagement_array import run_array
+
+        checks += run_array(minutes, args.seed)
     return 0 if all(ok for _, _, ok in checks) else 1
 
 
