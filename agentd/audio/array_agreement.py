@@ -67,3 +67,25 @@ def band_coherence(pcm: bytes, channels: int, rate_hz: int) -> float | None:
         return None
     msc = np.abs(cross[i, j]) ** 2 / denom
     return float(np.mean(msc))
+
+
+# Calibration: the threshold sits this far from the diffuse floor towards the visitor.
+CALIBRATION_FRACTION = 0.5
+CALIBRATION_BOUNDS = (0.2, 0.8)  # below: estimator bias alone; above: a near talker fails
+
+
+def calibrate_agreement(visitor_pcm: bytes, room_pcm: bytes, channels: int, rate_hz: int) -> float:
+    """`min_coherence` from the array's recordings of a visitor at 1 m and the quiet room.
+
+    The quiet room stands for the diffuse field (its tone comes from everywhere, as a far
+    talker's reverberation does), the visitor for the near field; the threshold is half
+    way between them, within CALIBRATION_BOUNDS. Mic self-noise in a very quiet room is
+    incoherent and pulls the floor (and so the threshold) down: permissive, never deaf.
+    """
+    visitor = band_coherence(visitor_pcm, channels, rate_hz)
+    room = band_coherence(room_pcm, channels, rate_hz)
+    if visitor is None or room is None:
+        raise ValueError("calibration needs a multi-channel recording of each, with sound")
+    threshold = room + CALIBRATION_FRACTION * (visitor - room)
+    low, high = CALIBRATION_BOUNDS
+    return round(min(high, max(low, threshold)), 2)

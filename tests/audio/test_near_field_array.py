@@ -168,3 +168,23 @@ def test_the_rejection_is_reported_with_its_coherence() -> None:
     assert rejected and rejected[0]["reason"] == "agreement"
     coherence = rejected[0]["coherence"]
     assert isinstance(coherence, float) and coherence < 0.4
+
+
+def test_calibration_sits_between_the_room_and_a_visitor_at_one_metre() -> None:
+    """From the array's recordings of a visitor at 1 m and the quiet room (as
+    `agentd test-hardware` records them): rejects 4 m, accepts 0.7 m."""
+    from agentd.audio.array_agreement import calibrate_agreement
+    from agentd.sim.room import room_noise, room_turn
+
+    renderer = RoomRenderer(ROOM, SQUARE_4, seed=9)
+    dry_visitor = dry("Hello, could you tell me where the meeting rooms are?")
+    visitor = room_turn(renderer, dry_visitor.astype("<i2").tobytes(), 1.0, 0.0)
+    room = room_noise(renderer, 3000, ROOM_TONE_DBFS)
+    threshold = calibrate_agreement(visitor, room, 4, 16000)
+    assert 0.3 <= threshold <= 0.5
+    near_far = []
+    for distance in (0.7, 4.0):
+        chunks = scene(SQUARE_4, Placed(dry(LOUD_LINE, "en-gb"), distance, VISITOR_DBFS, 1000))
+        near = NearFieldGate(level_config(threshold), FMT)
+        near_far.append(len(starts(gate_through(chunks, near))))
+    assert near_far[0] >= 1 and near_far[1] == 0
