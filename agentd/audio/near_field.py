@@ -17,7 +17,8 @@ talker is: a raised voice or a TV across the lobby. Computed once per onset the 
 passes, never per chunk. See docs/engagement.md.
 
 `calibrate()` turns a recording of a visitor at 1 m and one of the quiet room into the
-two thresholds, for `agentd test-hardware`.
+two thresholds, for `agentd test-hardware`; `array_agreement.calibrate_agreement()` does
+the same for `min_coherence` from the array's recordings.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class NearFieldGate:
     def reset(self) -> None:
         """Forget an utterance in progress (the VAD gate was reset)."""
         self._verdict, self._held, self._peak, self._pending = Verdict.IDLE, [], 0.0, b""
-        self._array.clear()
+        # the array's history stays: the next onset's lookback is still in it
 
     def _step(self, event: GateEvent, out: list[GateEvent]) -> None:
         verdict = self._verdict

@@ -188,3 +188,35 @@ def test_calibration_sits_between_the_room_and_a_visitor_at_one_metre() -> None:
         near = NearFieldGate(level_config(threshold), FMT)
         near_far.append(len(starts(gate_through(chunks, near))))
     assert near_far[0] >= 1 and near_far[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("distance_m", "min_coherence", "engaged"),
+    [(0.7, 0.4, True), (5.0, 0.4, False), (5.0, 0.0, True)],
+    ids=["visitor", "tv-with-agreement", "tv-level-only"],
+)
+def test_a_loud_wake_word_from_across_the_room_is_ignored(
+    distance_m: float, min_coherence: float, engaged: bool
+) -> None:
+    """A TV saying "Okay Nabu" as loud as a visitor: the detector fires, the array says
+    it is not at the kiosk (wake_words_far) - the level alone would engage; the same
+    words at 0.7 m engage."""
+    pytest.importorskip("pymicro_wakeword")
+    from agentd.config.sections_engagement import EngagementConfig
+    from agentd.conversation.engagement import engagement_from_config
+
+    class Quiet:
+        def engagement_changed(self, state: object, reason: str) -> None: ...
+
+        def event(self, name: str, payload: dict[str, object]) -> None: ...
+
+    config = EngagementConfig(modes=("wake_word",), near_field=level_config(min_coherence))
+    engagement = engagement_from_config(config, Quiet(), 16000)
+    wake = dry("Okay Nabu", "en-us")
+    gate = VadGate(VadConfig(), 16000, 20)
+    for chunk in scene(SQUARE_4, Placed(wake, distance_m, VISITOR_DBFS, 1000, 70.0)):
+        engagement.front_end(chunk, gate.process(chunk), True)
+    stats = engagement.stats
+    assert stats.wake_words + stats.wake_words_far == 1  # the detector heard it either way
+    assert engagement.engaged is engaged
+    assert stats.wake_words_far == (0 if engaged else 1)
