@@ -285,9 +285,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized lobby (4 minutes)")
     parser.add_argument("--minutes", type=float, default=0.0, help="lobby length (default 30)")
     parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument(
-        "--array", action="store_true", help="also: open mode heard by a 4-mic array in a room"
-    )
     args = parser.parse_args(argv)
     import logging
 
@@ -320,10 +317,6 @@ def _run(args: argparse.Namespace) -> int:
         f"{bystander} bystander lines; rendered in {rendered:.1f} s, "
         f"total {time.monotonic() - started:.1f} s)"
     )
-    if args.array:
-        from agentd.bench.engagement_array import run_array
-
-        checks += run_array(minutes, args.seed)
     return 0 if all(ok for _, _, ok in checks) else 1
 
 

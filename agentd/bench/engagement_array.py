@@ -1,4 +1,4 @@
-"""`agentd bench engagement --array`: open mode with near-field gating, heard by a mic array.
+"""`agentd bench engagement_array`: open mode with near-field gating, heard by a mic array.
 
 The lobby's script (same seed: same people, lines, times, levels at the mic) is played
 through the multi-channel room model (`agentd.sim.lobby_room`: RT60 0.8 s, critical
@@ -19,6 +19,7 @@ turns per hour, recall >= 95 %) for the rows with the agreement.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from agentd.bench.engagement import (
@@ -101,3 +102,31 @@ def run_array(minutes: float, seed: int) -> list[tuple[str, str, bool]]:
         print(f"(array {label}: rendered in {rendered:.1f} s)")
         checks += rows
     return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agentd bench engagement_array", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="CI-sized lobbies (4 minutes)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="lobby length (default 30)")
+    parser.add_argument("--seed", type=int, default=14)
+    args = parser.parse_args(argv)
+    from agentd.sim.speech import tools_available
+
+    if not tools_available():
+        print("agentd bench engagement_array needs espeak-ng and sox on PATH")
+        return 1
+    import logging
+
+    agentd_log = logging.getLogger("agentd")
+    level = agentd_log.level
+    agentd_log.setLevel(logging.ERROR)  # the policy's journal lines, for this run only
+    try:
+        minutes = args.minutes or (4.0 if args.quick else 30.0)
+        checks = run_array(minutes, args.seed)
+    finally:
+        agentd_log.setLevel(level)
+    return 0 if all(ok for _, _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""`agentd bench engagement --array` (issue 14, item 2): the lobby heard by a 4-mic array.
+"""`agentd bench engagement_array` (issue 14, item 2): the lobby heard by a 4-mic array.
 
 With bystanders and the TV raised so they are about as loud at the array as a visitor,
 the level gate alone starts many phantom turns; the channels' agreement removes them and
@@ -42,3 +42,11 @@ def test_agreement_removes_loud_far_phantoms_and_keeps_visitors() -> None:
     )
     checks = bench.checks_for(loud + quiet)
     assert all(ok for _, _, ok in checks), checks
+
+
+def test_main_prints_every_row(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--minutes", "1", "--seed", "3"]) in (0, 1)
+    out = capsys.readouterr().out
+    for row in ("array lobby: level only", "array loud lobby (+12 dB): level + agreement"):
+        for figure in ("phantom / h", "recall", "CPU / audio s"):
+            assert f"{row}: {figure}" in out
