@@ -93,6 +93,14 @@ class NearFieldConfig:
     decide_ms: int = setting(
         300, min=60, max=2000, doc="Onset audio held back while deciding (passed on at once)."
     )
+    min_coherence: float = setting(
+        0.4,
+        min=0.0,
+        max=1.0,
+        doc="With a mic array (audio.capture.channels >= 2): the onset's mean inter-mic "
+        "coherence in 1.5-4 kHz must reach this too; a talker beyond the room's critical "
+        "distance is incoherent however loud. 0 = level only; calibrate (docs/engagement.md).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
