@@ -135,6 +135,13 @@ class Engagement:
             self._tick(at)
         return out
 
+    def gate_reset(self) -> None:
+        """The VAD gate forgot its utterance without a SpeechEnded (the agent's own
+        voice): so do the near-field gate and the wake word's "utterance open" flag."""
+        self._gate_open = False
+        if self.near_field is not None:
+            self.near_field.reset()
+
     def _admit(self, event: GateEvent, at: float, out: list[GateEvent]) -> None:
         if isinstance(event, SpeechStarted):
             if not self.engaged and "open" in self.modes:
