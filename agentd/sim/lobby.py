@@ -162,23 +162,36 @@ class _Mixer:
         lobby.pcm = np.clip(self.samples, -32768, 32767).astype("<i2").tobytes()
 
 
+# sox seeds its noise generators from the clock unless run with -R (repeatable): without
+# it a door slam, a step or a plucked note differ from run to run and so would the lobby.
+REPEATABLE = ["-R"]
+
+
 def _chord(notes: tuple[str, ...], seconds: float) -> bytes:
     effects = ["synth", f"{seconds:.2f}"]
     for note in notes:
         effects += ["pluck", note]
-    return sox_to_raw(["-n"], b"", RATE, effects)
+    return sox_to_raw(["-n"], b"", RATE, effects, REPEATABLE)
 
 
 def door_slam() -> bytes:
     """A slamming door: a 300 ms brown-noise burst, sharp attack, quick decay."""
     return sox_to_raw(
-        ["-n"], b"", RATE, ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"]
+        ["-n"],
+        b"",
+        RATE,
+        ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"],
+        REPEATABLE,
     )
 
 
 def _step() -> bytes:
     return sox_to_raw(
-        ["-n"], b"", RATE, ["synth", "0.05", "brownnoise", "fade", "q", "0.002", "0.05", "0.04"]
+        ["-n"],
+        b"",
+        RATE,
+        ["synth", "0.05", "brownnoise", "fade", "q", "0.002", "0.05", "0.04"],
+        REPEATABLE,
     )
 
 
