@@ -15,6 +15,13 @@ the local VAD pause:
 - the local VAD pause: the time is counted from the last voiced frame, and the wait is
   bounded (`max_pause_ms`), so a visitor who really stopped on "um" is still answered.
 
+- optionally the local audio turn model (`audio_model`, agentd/audio/turn_model.py), and
+  only where the words cannot tell: a transcript that neither ends a sentence nor trails
+  off (see `ambiguous`). A confident "finished" shortens the wait to
+  `audio_model_pause_ms`, a confident "unfinished" lengthens it to `max_pause_ms`; it
+  never ends a turn the words call unfinished nor holds one they call finished (it
+  scores at chance on espeak-ng speech, so it must never be the only signal).
+
 The policy is pure (no clock, no I/O): the turn state machine asks it for a deadline
 and keeps the time. `fixed` is the old behaviour (every endpoint ends the turn), kept
 for comparison (`agentd bench turns`) and as a fallback.
@@ -76,6 +83,15 @@ def judge(text: str, *, punctuated: bool = True) -> Verdict:
     return Verdict.UNSURE
 
 
+def ambiguous(text: str) -> bool:
+    """The words alone cannot tell: no sentence end, and no filler, function word or comma."""
+    text = text.strip()
+    if not text or text.endswith(TERMINAL) or text.endswith(SOFT):
+        return False
+    word = text.split()[-1].lower().strip("\"'()[]")
+    return word not in FILLERS and word not in FUNCTION_WORDS
+
+
 @dataclass(frozen=True, slots=True)
 class TurnEndPolicy:
     """Decides from a transcript and the pause so far whether the visitor's turn ended."""
@@ -91,20 +107,36 @@ class TurnEndPolicy:
     def speculate(self) -> bool:
         return self.adaptive and self.config.speculate
 
-    def wait_ms(self, text: str) -> float:
-        """How much silence after the last voiced frame this transcript is waited for."""
+    def asks_model(self, text: str) -> bool:
+        """Whether the audio turn model's view of this pause is wanted (see `ambiguous`)."""
+        return self.adaptive and self.config.audio_model and ambiguous(text)
+
+    def wait_ms(self, text: str, complete_probability: float | None = None) -> float:
+        """How much silence after the last voiced frame this transcript is waited for.
+
+        `complete_probability`: the audio turn model's answer, once it has come.
+        """
         if not self.adaptive:
             return 0.0
         verdict = judge(text, punctuated=self.punctuated)
+        wait = 0.0
         if verdict is Verdict.INCOMPLETE:
+            wait = float(self.config.max_pause_ms)
+        elif verdict is Verdict.UNSURE:
+            wait = float(self.config.unpunctuated_pause_ms)
+        if complete_probability is None or not self.asks_model(text):
+            return wait
+        if complete_probability >= self.config.audio_model_complete:
+            return min(wait, float(self.config.audio_model_pause_ms))
+        if complete_probability <= self.config.audio_model_incomplete:
             return float(self.config.max_pause_ms)
-        if verdict is Verdict.UNSURE:
-            return float(self.config.unpunctuated_pause_ms)
-        return 0.0
+        return wait
 
-    def deadline_ms(self, text: str, voice_end_ms: float) -> float | None:
+    def deadline_ms(
+        self, text: str, voice_end_ms: float, complete_probability: float | None = None
+    ) -> float | None:
         """When the turn ends if the visitor says nothing more; None: it has ended."""
-        wait = self.wait_ms(text)
+        wait = self.wait_ms(text, complete_probability)
         return voice_end_ms + wait if wait > 0 else None
 
 

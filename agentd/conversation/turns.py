@@ -48,6 +48,7 @@ from agentd.events import (
     ToggleMute,
     TranscriptPartial,
     TurnFinalized,
+    TurnModelAnswered,
     VoicedAudio,
     now_ms,
 )
@@ -99,6 +100,10 @@ class Conversation:
         self._endpointed: TurnRecord | None = None
         self._resumed = False
         self._ptt_turn = False
+        # The audio turn model (turn_audio.py): when the turn began (its first part, if
+        # the visitor paused and went on), and the open question (its id, voice end).
+        self._turn_start_ms = 0.0
+        self._model_question: tuple[int, float] | None = None
         self.frames_processed = 0
         self.engagement = engagement  # None: every turn the gate opens is answered
         if engagement is not None:
@@ -116,6 +121,7 @@ class Conversation:
                 _entry(SpeechEnded, self._on_speech_ended),
                 _entry(TranscriptPartial, self._on_partial),
                 _entry(TurnFinalized, self._on_turn_finalized),
+                _entry(TurnModelAnswered, self._on_turn_model_answered),
                 _entry(BargeInSuspected, self._on_barge_in_suspected),
                 _entry(BargeInDismissed, self._on_barge_in_dismissed),
                 _entry(BargeIn, self._on_barge_in),
@@ -150,6 +156,8 @@ class Conversation:
         parts = self.parts
         guard = self._interruption
         guard.remember(chunk)
+        if parts.turn_audio is not None:
+            parts.turn_audio.remember(chunk)
         if self._pending is not None:
             self._check_pending(chunk.at_ms)
         if self._ptt_active:
@@ -237,6 +245,8 @@ class Conversation:
             if self._replies.current is not None:
                 self._replies.current.discard = True  # its user text lives on in the carried turn
             self._cancel("visitor continued", keep_state=True)  # straight on to listening
+        if not (self._carry_text or self._resumed):
+            self._turn_start_ms = event.at_ms  # a new turn, not the rest of a paused one
         self._begin_listening(event.at_ms)
         if event.preroll:
             self._to_stt(event.preroll)
@@ -355,6 +365,28 @@ class Conversation:
             self._reply_user_text = text
             self._replies.answer(record, text, held=True)
         self._set_state(AgentState.LISTENING)
+        turn_audio = self.parts.turn_audio
+        if turn_audio is not None and self.parts.turn_end.asks_model(text):
+            voice_end = record.speech_end_ms or now_ms()
+            request = turn_audio.ask(self._turn_start_ms or voice_end, voice_end)
+            self._model_question = (request, voice_end)
+
+    def _on_turn_model_answered(self, answer: TurnModelAnswered) -> None:
+        """The audio turn model judged the pause: the held turn's wait may move (bounded)."""
+        pending, question = self._pending, self._model_question
+        if pending is None or question is None or answer.request_id != question[0]:
+            return  # the turn already ended, or the visitor went on: a stale answer
+        self._model_question = None
+        voice_end = question[1]
+        policy = self.parts.turn_end
+        deadline = policy.deadline_ms(pending.text, voice_end, answer.complete_probability)
+        pending.deadline_ms = voice_end if deadline is None else deadline
+        log.debug(
+            "turn model: p(complete)=%.2f in %.0f ms; turn ends at +%.0f ms of silence",
+            answer.complete_probability,
+            answer.inference_ms,
+            pending.deadline_ms - voice_end,
+        )
 
     def _check_pending(self, at_ms: float) -> None:
         """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
@@ -383,6 +415,8 @@ class Conversation:
         self._carry_text = pending.text
         if self._replies.current is not None:
             self._replies.current.discard = True
+        if self.parts.turn_audio is not None:
+            self.parts.turn_audio.forget()  # its answer about this pause no longer matters
         self._cancel("visitor went on", keep_state=True)
 
     # --- replying (the task itself lives in `replies`) ---------------------------------
