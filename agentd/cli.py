@@ -103,8 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--host", default="127.0.0.1")
     emu.set_defaults(handler=_cmd_emulators)
 
-    bench = sub.add_parser("bench", help="benchmarks: latency, audio, soak, engagement, turns")
-    bench.add_argument("kind", choices=("latency", "audio", "soak", "engagement", "turns"))
+    bench = sub.add_parser(
+        "bench", help="benchmarks: latency, audio, soak, engagement, turns, turn_model"
+    )
+    bench.add_argument(
+        "kind", choices=("latency", "audio", "soak", "engagement", "turns", "turn_model")
+    )
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(handler=_cmd_bench)
     return parser

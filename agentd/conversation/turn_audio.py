@@ -35,6 +35,7 @@ MODEL_WINDOW_MS = 8000.0  # smart-turn v3 hears the last 8 s
 # Kept audio: the model's window plus the time a question can come after the pause it is
 # about (an STT final ~0.3-1.5 s after the voice ended); older audio is never asked for.
 KEEP_MS = MODEL_WINDOW_MS + 3000.0
+RECENT_ANSWERS = 256  # kept for `agentd bench turns --audio-model`; a few KiB
 BYTES_PER_MS = 32  # 16 kHz S16_LE mono: the model's only format (load_turn_model checks)
 
 
@@ -50,6 +51,7 @@ class TurnAudio:
         self.asked = 0
         self.answered = 0
         self.failed = 0
+        self.answers: deque[TurnModelAnswered] = deque(maxlen=RECENT_ANSWERS)  # benchmarks
 
     def remember(self, chunk: AudioChunk) -> None:
         """One mic chunk (on the loop, every capture period)."""
@@ -101,6 +103,7 @@ class TurnAudio:
         answer = future.result()
         if answer is not None:
             self.answered += 1
+            self.answers.append(answer)
             self._emit(answer)
 
     def forget(self) -> None:
