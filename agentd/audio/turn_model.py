@@ -1,7 +1,7 @@
 """The local audio turn model: pipecat's smart-turn v3.2 (BSD-2) run with onnxruntime.
 
 smart-turn v3 (Copyright (c) 2024-2026 Daily, BSD 2-Clause; the licence text is fetched
-beside the model, see docs/configuration.md) is an 8 M-parameter Whisper-encoder
+beside the model and is in docs/third-party-notices.md) is an 8 M-parameter Whisper-encoder
 classifier that hears the last 8 s of a turn (16 kHz mono) and gives the probability
 that the speaker has finished. The model ships inside the `pipecat-ai` wheel
 (`pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx`);

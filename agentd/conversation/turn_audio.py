@@ -17,6 +17,7 @@ recommended `stop_secs` for smart-turn), so that is the tail here.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -37,6 +38,9 @@ MODEL_WINDOW_MS = 8000.0  # smart-turn v3 hears the last 8 s
 KEEP_MS = MODEL_WINDOW_MS + 3000.0
 RECENT_ANSWERS = 256  # kept for `agentd bench turns --audio-model`; a few KiB
 BYTES_PER_MS = 32  # 16 kHz S16_LE mono: the model's only format (load_turn_model checks)
+# Question ids are unique across instances: a reload builds a new TurnAudio, and an answer
+# the old one was still computing must not pass for one of the new one's.
+_question_ids = itertools.count(1)
 
 
 class TurnAudio:
@@ -47,7 +51,7 @@ class TurnAudio:
         self._emit = emit
         self._chunks: deque[AudioChunk] = deque()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-model")
-        self._latest = 0  # the newest question's id; older ones are stale
+        self._latest = next(_question_ids)  # the newest question's id; older ones are stale
         self.asked = 0
         self.answered = 0
         self.failed = 0
@@ -71,8 +75,7 @@ class TurnAudio:
 
         Runs on the loop; the answer arrives later as a TurnModelAnswered event.
         """
-        self._latest += 1
-        request_id = self._latest
+        request_id = self._latest = next(_question_ids)
         pcm = self.clip(start_ms, voice_end_ms)
         if not pcm:
             return request_id  # nothing heard (a test rig, a muted mic): no answer comes
@@ -108,7 +111,7 @@ class TurnAudio:
 
     def forget(self) -> None:
         """Make every queued question stale (the visitor went on, a reset)."""
-        self._latest += 1
+        self._latest = next(_question_ids)
 
     def close(self) -> None:
         self.forget()
