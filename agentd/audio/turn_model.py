@@ -101,15 +101,18 @@ class FakeTurnModel:
     """A turn model that answers `probability`; records the audio length of every call.
 
     `hold`: while set and not yet released, each call blocks until `release()` - so a
-    test decides when the answer arrives, as a slow Pi would.
+    test decides when the answer arrives, as a slow Pi would; `entered` is set as a call
+    begins.
     """
 
     probability: float = 0.5
     hold: bool = False
     calls: list[int] = field(default_factory=list)  # bytes of audio per call
+    entered: threading.Event = field(default_factory=threading.Event)
     _released: threading.Event = field(default_factory=threading.Event)
 
     def complete_probability(self, pcm: bytes) -> float:
+        self.entered.set()
         if self.hold:
             self._released.wait(timeout=10.0)  # a test that forgets to release fails, not hangs
         self.calls.append(len(pcm))

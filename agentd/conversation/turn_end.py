@@ -15,13 +15,6 @@ the local VAD pause:
 - the local VAD pause: the time is counted from the last voiced frame, and the wait is
   bounded (`max_pause_ms`), so a visitor who really stopped on "um" is still answered.
 
-- optionally the local audio turn model (`audio_model`, agentd/audio/turn_model.py), and
-  only where the words cannot tell: a transcript that neither ends a sentence nor trails
-  off (see `ambiguous`). A confident "finished" shortens the wait to
-  `audio_model_pause_ms`, a confident "unfinished" lengthens it to `max_pause_ms`; it
-  never ends a turn the words call unfinished nor holds one they call finished (it
-  scores at chance on espeak-ng speech, so it must never be the only signal).
-
 The policy is pure (no clock, no I/O): the turn state machine asks it for a deadline
 and keeps the time. `fixed` is the old behaviour (every endpoint ends the turn), kept
 for comparison (`agentd bench turns`) and as a fallback.
@@ -84,7 +77,10 @@ def judge(text: str, *, punctuated: bool = True) -> Verdict:
 
 
 def ambiguous(text: str) -> bool:
-    """The words alone cannot tell: no sentence end, and no filler, function word or comma."""
+    """The words alone cannot tell: no sentence end, and no filler, function word or comma.
+
+    Only here may the audio turn model (`TurnEndPolicy.model_wait_ms`) move the wait.
+    """
     text = text.strip()
     if not text or text.endswith(TERMINAL) or text.endswith(SOFT):
         return False
@@ -111,20 +107,17 @@ class TurnEndPolicy:
         """Whether the audio turn model's view of this pause is wanted (see `ambiguous`)."""
         return self.adaptive and self.config.audio_model and ambiguous(text)
 
-    def wait_ms(self, text: str, complete_probability: float | None = None) -> float:
-        """How much silence after the last voiced frame this transcript is waited for.
+    def model_wait_ms(self, text: str, complete_probability: float) -> float:
+        """The wait once the local audio turn model (`audio_model`) has answered.
 
-        `complete_probability`: the audio turn model's answer, once it has come.
+        One signal among several, never decisive alone (it scores at chance on espeak-ng
+        speech): it moves the words' wait only for an ambiguous transcript, and only
+        within the bounds - a confident "finished" shortens it to `audio_model_pause_ms`,
+        a confident "unfinished" lengthens it to `max_pause_ms`. It never ends a turn
+        the words call unfinished nor holds one they call finished.
         """
-        if not self.adaptive:
-            return 0.0
-        verdict = judge(text, punctuated=self.punctuated)
-        wait = 0.0
-        if verdict is Verdict.INCOMPLETE:
-            wait = float(self.config.max_pause_ms)
-        elif verdict is Verdict.UNSURE:
-            wait = float(self.config.unpunctuated_pause_ms)
-        if complete_probability is None or not self.asks_model(text):
+        wait = self.wait_ms(text)
+        if not self.asks_model(text):
             return wait
         if complete_probability >= self.config.audio_model_complete:
             return min(wait, float(self.config.audio_model_pause_ms))
@@ -132,11 +125,20 @@ class TurnEndPolicy:
             return float(self.config.max_pause_ms)
         return wait
 
-    def deadline_ms(
-        self, text: str, voice_end_ms: float, complete_probability: float | None = None
-    ) -> float | None:
+    def wait_ms(self, text: str) -> float:
+        """How much silence after the last voiced frame this transcript is waited for."""
+        if not self.adaptive:
+            return 0.0
+        verdict = judge(text, punctuated=self.punctuated)
+        if verdict is Verdict.INCOMPLETE:
+            return float(self.config.max_pause_ms)
+        if verdict is Verdict.UNSURE:
+            return float(self.config.unpunctuated_pause_ms)
+        return 0.0
+
+    def deadline_ms(self, text: str, voice_end_ms: float) -> float | None:
         """When the turn ends if the visitor says nothing more; None: it has ended."""
-        wait = self.wait_ms(text, complete_probability)
+        wait = self.wait_ms(text)
         return voice_end_ms + wait if wait > 0 else None
 
 

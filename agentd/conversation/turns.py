@@ -156,8 +156,6 @@ class Conversation:
         parts = self.parts
         guard = self._interruption
         guard.remember(chunk)
-        if parts.turn_audio is not None:
-            parts.turn_audio.remember(chunk)
         if self._pending is not None:
             self._check_pending(chunk.at_ms)
         if self._ptt_active:
@@ -169,6 +167,8 @@ class Conversation:
             if ended:
                 self._stop_push_to_talk()
             return
+        if parts.turn_audio is not None:  # the audio turn model hears the turn from here
+            parts.turn_audio.remember(chunk)
         feeding = guard.direct_feed  # before the detector: a barge-in now replays this chunk
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
@@ -378,9 +378,8 @@ class Conversation:
             return  # the turn already ended, or the visitor went on: a stale answer
         self._model_question = None
         voice_end = question[1]
-        policy = self.parts.turn_end
-        deadline = policy.deadline_ms(pending.text, voice_end, answer.complete_probability)
-        pending.deadline_ms = voice_end if deadline is None else deadline
+        wait = self.parts.turn_end.model_wait_ms(pending.text, answer.complete_probability)
+        pending.deadline_ms = voice_end + wait  # 0: ends at the next mic period
         log.debug(
             "turn model: p(complete)=%.2f in %.0f ms; turn ends at +%.0f ms of silence",
             answer.complete_probability,

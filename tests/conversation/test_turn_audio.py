@@ -80,7 +80,8 @@ async def test_overtaken_questions_are_skipped_unrun() -> None:
     answers, model = Answers(), FakeTurnModel(probability=0.3, hold=True)
     audio = TurnAudio(model, answers.emit)
     _filled(audio, 0.0, 3000.0)
-    first = audio.ask(0.0, 1000.0)  # the worker takes it and blocks in the model
+    first = audio.ask(0.0, 1000.0)
+    assert await asyncio.to_thread(model.entered.wait, ANSWER_TIMEOUT_S)  # blocked in it
     audio.ask(0.0, 1500.0)  # overtaken while queued
     last = audio.ask(0.0, 2000.0)
     model.release()
@@ -180,6 +181,7 @@ async def test_an_answer_after_the_visitor_went_on_changes_nothing(wired: Wired)
     rig, model, answers = wired
     model.probability, model.hold = 0.99, True
     voice_end = _held_turn(rig, AMBIGUOUS)
+    assert await asyncio.to_thread(model.entered.wait, ANSWER_TIMEOUT_S)  # it is thinking
     rig.conv.handle(SpeechStarted(voice_end + 600, preroll=b""))  # the visitor goes on
     model.release()
     await answers.next()  # it was already running: it answers, stale

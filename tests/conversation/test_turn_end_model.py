@@ -34,24 +34,25 @@ def test_a_confident_complete_shortens_an_ambiguous_wait_to_the_model_pause() ->
     policy = TurnEndPolicy(ON)
     text = "I'm here to see Anna Schmidt"
     assert policy.wait_ms(text) == 1500.0  # no answer yet: the words' wait
-    assert policy.wait_ms(text, 0.95) == 500.0
-    assert policy.deadline_ms(text, 1000.0, 0.8) == 1500.0  # the threshold is inclusive
+    assert policy.model_wait_ms(text, 0.95) == 500.0
+    assert policy.model_wait_ms(text, 0.8) == 500.0  # the threshold is inclusive
     unpunctuated = TurnEndPolicy(ON, punctuated=False)
-    assert unpunctuated.wait_ms("anna schmidt", 0.95) == 500.0  # min(700, 500)
+    assert unpunctuated.model_wait_ms("anna schmidt", 0.95) == 500.0  # min(700, 500)
 
 
 def test_a_confident_incomplete_lengthens_an_unpunctuated_wait_to_the_bound() -> None:
     policy = TurnEndPolicy(ON, punctuated=False)
     assert policy.wait_ms("anna schmidt") == 700.0
-    assert policy.wait_ms("anna schmidt", 0.05) == 1500.0
-    assert policy.wait_ms("anna schmidt", 0.5) == 700.0  # not confident: the words' wait
+    assert policy.model_wait_ms("anna schmidt", 0.05) == 1500.0
+    assert policy.model_wait_ms("anna schmidt", 0.2) == 1500.0  # inclusive
+    assert policy.model_wait_ms("anna schmidt", 0.5) == 700.0  # not confident: the words' wait
 
 
 def test_the_model_never_overrides_words_that_decide() -> None:
     policy = TurnEndPolicy(ON)
-    assert policy.deadline_ms("Yes.", 1000.0, 0.0) is None  # a finished sentence: answered now
-    assert policy.wait_ms("I have a parcel for", 1.0) == 1500.0  # a function word: waited for
-    assert policy.wait_ms("Um", 1.0) == 1500.0
+    assert policy.model_wait_ms("Yes.", 0.0) == 0.0  # a finished sentence: answered now
+    assert policy.model_wait_ms("I have a parcel for", 1.0) == policy.wait_ms("I have a parcel for")
+    assert policy.model_wait_ms("Um", 1.0) == policy.wait_ms("Um") > 0
     assert not policy.asks_model("Yes.") and not policy.asks_model("I have a parcel for")
     assert policy.asks_model("I'm here to see Anna Schmidt")
 
@@ -59,9 +60,9 @@ def test_the_model_never_overrides_words_that_decide() -> None:
 def test_the_model_is_ignored_when_off_and_a_zero_pause_ends_the_turn_at_once() -> None:
     off = TurnEndPolicy(TurnEndConfig())
     assert not off.asks_model("I'm here to see Anna Schmidt")
-    assert off.wait_ms("I'm here to see Anna Schmidt", 0.99) == 1500.0
+    assert off.model_wait_ms("I'm here to see Anna Schmidt", 0.99) == 1500.0
     eager = TurnEndPolicy(TurnEndConfig(audio_model=True, audio_model_pause_ms=0))
-    assert eager.deadline_ms("I'm here to see Anna Schmidt", 1000.0, 0.99) is None
+    assert eager.model_wait_ms("I'm here to see Anna Schmidt", 0.99) == 0.0
 
 
 def test_config_rules_for_the_model_keys() -> None:
