@@ -164,7 +164,8 @@ async def test_an_unsure_model_leaves_the_words_wait(wired: Wired) -> None:
     await answers.next()
     rig.conv.on_audio(chunk(voice_end + 520))
     assert rig.state() is AgentState.LISTENING
-    rig.conv.on_audio(chunk(voice_end + 1520))  # max_pause_ms: ended by the bound
+    words_wait = rig.conv.parts.turn_end.wait_ms(AMBIGUOUS)
+    rig.conv.on_audio(chunk(voice_end + words_wait + 20))  # ended by the words' own wait
     assert rig.state() is AgentState.THINKING
 
 

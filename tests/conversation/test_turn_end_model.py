@@ -33,7 +33,7 @@ def test_only_transcripts_the_words_cannot_judge_are_ambiguous(text: str, expect
 def test_a_confident_complete_shortens_an_ambiguous_wait_to_the_model_pause() -> None:
     policy = TurnEndPolicy(ON)
     text = "I'm here to see Anna Schmidt"
-    assert policy.wait_ms(text) == 1500.0  # no answer yet: the words' wait
+    assert policy.wait_ms(text) > ON.audio_model_pause_ms  # no answer yet: the words' wait
     assert policy.model_wait_ms(text, 0.95) == 500.0
     assert policy.model_wait_ms(text, 0.8) == 500.0  # the threshold is inclusive
     unpunctuated = TurnEndPolicy(ON, punctuated=False)
@@ -42,10 +42,10 @@ def test_a_confident_complete_shortens_an_ambiguous_wait_to_the_model_pause() ->
 
 def test_a_confident_incomplete_lengthens_an_unpunctuated_wait_to_the_bound() -> None:
     policy = TurnEndPolicy(ON, punctuated=False)
-    assert policy.wait_ms("anna schmidt") == 700.0
-    assert policy.model_wait_ms("anna schmidt", 0.05) == 1500.0
-    assert policy.model_wait_ms("anna schmidt", 0.2) == 1500.0  # inclusive
-    assert policy.model_wait_ms("anna schmidt", 0.5) == 700.0  # not confident: the words' wait
+    assert policy.wait_ms("anna schmidt") == ON.unpunctuated_pause_ms < ON.max_pause_ms
+    assert policy.model_wait_ms("anna schmidt", 0.05) == ON.max_pause_ms
+    assert policy.model_wait_ms("anna schmidt", 0.2) == ON.max_pause_ms  # inclusive
+    assert policy.model_wait_ms("anna schmidt", 0.5) == ON.unpunctuated_pause_ms  # unsure
 
 
 def test_the_model_never_overrides_words_that_decide() -> None:
@@ -60,16 +60,13 @@ def test_the_model_never_overrides_words_that_decide() -> None:
 def test_the_model_is_ignored_when_off_and_a_zero_pause_ends_the_turn_at_once() -> None:
     off = TurnEndPolicy(TurnEndConfig())
     assert not off.asks_model("I'm here to see Anna Schmidt")
-    assert off.model_wait_ms("I'm here to see Anna Schmidt", 0.99) == 1500.0
+    text = "I'm here to see Anna Schmidt"
+    assert off.model_wait_ms(text, 0.99) == off.wait_ms(text) > 0
     eager = TurnEndPolicy(TurnEndConfig(audio_model=True, audio_model_pause_ms=0))
     assert eager.model_wait_ms("I'm here to see Anna Schmidt", 0.99) == 0.0
 
 
 def test_config_rules_for_the_model_keys() -> None:
-    with pytest.raises(ConfigError, match=r"turn_end\.audio_model_pause_ms: longer than"):
-        TurnEndConfig(max_pause_ms=400, unpunctuated_pause_ms=0, audio_model_pause_ms=600).validate(
-            "turn_end"
-        )
     with pytest.raises(ConfigError, match=r"turn_end\.audio_model: .*adaptive"):
         TurnEndConfig(policy="fixed", audio_model=True).validate("turn_end")
     TurnEndConfig(audio_model=True).validate("turn_end")  # the defaults hold together
