@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import shutil
 import statistics
+import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -102,3 +105,61 @@ async def test_the_daemon_does_not_start_without_its_model(tmp_path: Path) -> No
             await kiosk.stop()  # re-raises the daemon's error before it stops the emulators
         if kiosk.stack is not None:
             await asyncio.to_thread(kiosk.stack.stop)
+
+
+# The unit's hardening, emulated in a child: SystemCallFilter=~@resources with
+# SystemCallErrorNumber=EPERM (through libseccomp), and MemoryDenyWriteExecute=yes (the
+# kernel's prctl(PR_SET_MDWE) equivalent, as tests/test_unit_file.py does). onnxruntime
+# pins a probe thread with sched_setaffinity and numpy calls mbind: both must survive EPERM.
+SANDBOX_PROBE = textwrap.dedent(
+    """
+    import ctypes, errno, subprocess, sys
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "@resources"],
+                         capture_output=True, text=True, check=True).stdout
+    names = [w for w in out.split() if w.replace("_", "").isalpha() and w.islower()]
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    ALLOW, ERRNO = 0x7FFF0000, 0x00050000  # seccomp.h: SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(0)
+    ctx = lib.seccomp_init(ALLOW)
+    blocked = 0
+    for name in names:
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr >= 0:
+            assert lib.seccomp_rule_add(ctx, ERRNO | errno.EPERM, nr, 0) == 0
+            blocked += 1
+    assert lib.seccomp_load(ctx) == 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.setpriority(0, 0, 5) == -1 and ctypes.get_errno() == errno.EPERM
+    mdwe = libc.prctl(65, 1, 0, 0, 0) == 0  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    from agentd.audio.turn_model import load_turn_model
+    from agentd.config.sections_turn import TurnEndConfig
+    model = load_turn_model(TurnEndConfig(audio_model=True), 16000)
+    p = model.complete_probability(bytes(32 * 1000))
+    print("OK", blocked, mdwe, 0.0 <= p <= 1.0)
+    """
+)
+
+
+@needs_model
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_model_runs_under_the_units_syscall_filter_and_mdwe() -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", SANDBOX_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+    if "libseccomp.so.2" in result.stderr and "OSError" in result.stderr:
+        pytest.skip("libseccomp.so.2 not available")
+    out = result.stdout.strip()
+    assert result.returncode == 0 and out.startswith("OK"), out + result.stderr[-2000:]
+    _, blocked, _mdwe, in_range = out.split()
+    assert int(blocked) >= 10 and in_range == "True"
