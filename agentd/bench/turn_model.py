@@ -3,8 +3,8 @@
 Loads smart-turn v3.2 as the daemon does (`[turn_end] audio_model = true`, one
 onnxruntime thread) and reports:
 
-- the resident memory it adds (RSS after importing onnxruntime and loading the session,
-  minus RSS before; peak RSS too, since loading briefly holds the graph twice);
+- the resident memory it adds: RSS after importing onnxruntime and loading the session,
+  and after its first run (the session's buffers), each minus RSS before;
 - per inference on an espeak-ng utterance (the model always hears an 8 s window, so the
   cost does not depend on the utterance's length): wall time p50/p95 and CPU time (this
   process's user+system time, all threads), split into the numpy features and the ONNX
@@ -60,7 +60,7 @@ def measure(runs: int) -> dict[str, Any]:
     fragment = render_speech(FRAGMENT, 16000) + silence
     rss0, _ = _rss_kib()
     model = load_turn_model(TurnEndConfig(audio_model=True), 16000)
-    rss1, peak1 = _rss_kib()
+    rss1, _ = _rss_kib()
     model.complete_probability(finished)  # warm-up: the session's first run allocates
     rss2, _ = _rss_kib()
     session: Any = model._session
@@ -82,7 +82,7 @@ def measure(runs: int) -> dict[str, Any]:
         "model": str(model.path),
         "rss_added_mib": round((rss2 - rss0) / 1024, 1),
         "rss_after_load_mib": round((rss1 - rss0) / 1024, 1),
-        "peak_rss_mib": round(peak1 / 1024, 1),
+        "rss_before_mib": round(rss0 / 1024, 1),
         "cpu_ms_per_inference": round((feature_cpu + model_cpu) * 1000 / runs, 1),
         "features_cpu_ms": round(feature_cpu * 1000 / runs, 1),
         "onnx_cpu_ms": round(model_cpu * 1000 / runs, 1),
