@@ -24,7 +24,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$PY" -m pip download -q --no-deps --only-binary=:all: "pipecat-ai==$PIPECAT_VERSION" -d "$tmp" \
   2>&1 | grep -v -E "^(WARNING|DEPRECATION)" || true
-wheel=$(ls "$tmp"/pipecat_ai-*.whl)
+wheel=$(ls "$tmp"/pipecat_ai-*.whl 2>/dev/null || true)
+[ -n "$wheel" ] || { echo "fetch-turn-model: pip could not download pipecat-ai==$PIPECAT_VERSION" >&2; exit 1; }
 mkdir -p "$DEST"
 "$PY" - "$wheel" "$DEST" "$MODEL" <<'PYEOF'
 import sys, zipfile
