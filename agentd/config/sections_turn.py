@@ -40,6 +40,11 @@ class TurnEndConfig:
         doc="Ask the local smart-turn audio model (pip install 'agentd[turnmodel]' and "
         "scripts/fetch-turn-model.sh) when a transcript neither ends a sentence nor trails off.",
     )
+    audio_model_shadow: bool = setting(
+        False,
+        doc="With audio_model: ask the model and log its answers (journal: 'turn model'), "
+        "but never let them change a wait - to judge it on real visitors first.",
+    )
     audio_model_path: str = setting(
         "",
         doc="The smart-turn v3 .onnx file; empty: where scripts/fetch-turn-model.sh puts it "

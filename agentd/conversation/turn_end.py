@@ -114,10 +114,11 @@ class TurnEndPolicy:
         speech): it moves the words' wait only for an ambiguous transcript, and only
         within the bounds - a confident "finished" shortens it to `audio_model_pause_ms`,
         a confident "unfinished" lengthens it to `max_pause_ms`. It never ends a turn
-        the words call unfinished nor holds one they call finished.
+        the words call unfinished nor holds one they call finished. In shadow mode
+        (`audio_model_shadow`) it is asked and logged but changes nothing.
         """
         wait = self.wait_ms(text)
-        if not self.asks_model(text):
+        if not self.asks_model(text) or self.config.audio_model_shadow:
             return wait
         if complete_probability >= self.config.audio_model_complete:
             return min(wait, float(self.config.audio_model_pause_ms))

@@ -378,13 +378,21 @@ class Conversation:
             return  # the turn already ended, or the visitor went on: a stale answer
         self._model_question = None
         voice_end = question[1]
-        wait = self.parts.turn_end.model_wait_ms(pending.text, answer.complete_probability)
+        policy = self.parts.turn_end
+        words_wait = policy.wait_ms(pending.text)
+        wait = policy.model_wait_ms(pending.text, answer.complete_probability)
         pending.deadline_ms = voice_end + wait  # 0: ends at the next mic period
-        log.debug(
-            "turn model: p(complete)=%.2f in %.0f ms; turn ends at +%.0f ms of silence",
+        log.info(  # one line per ambiguous pause: the evidence for judging the model
+            "turn model: p(complete)=%.2f; wait %.0f -> %.0f ms",
             answer.complete_probability,
-            answer.inference_ms,
-            pending.deadline_ms - voice_end,
+            words_wait,
+            wait,
+            extra=fields(
+                turn_id=pending.record.turn_id,
+                stage="turn_model",
+                probability=round(answer.complete_probability, 3),
+                latency_ms=round(answer.inference_ms),
+            ),
         )
 
     def _check_pending(self, at_ms: float) -> None:

@@ -66,6 +66,15 @@ def test_the_model_is_ignored_when_off_and_a_zero_pause_ends_the_turn_at_once() 
     assert eager.model_wait_ms("I'm here to see Anna Schmidt", 0.99) == 0.0
 
 
+def test_shadow_mode_asks_but_never_moves_the_wait() -> None:
+    shadow = TurnEndPolicy(TurnEndConfig(audio_model=True, audio_model_shadow=True))
+    text = "I'm here to see Anna Schmidt"
+    assert shadow.asks_model(text)
+    assert (
+        shadow.model_wait_ms(text, 0.99) == shadow.model_wait_ms(text, 0.01) == shadow.wait_ms(text)
+    )
+
+
 def test_config_rules_for_the_model_keys() -> None:
     with pytest.raises(ConfigError, match=r"turn_end\.audio_model: .*adaptive"):
         TurnEndConfig(policy="fixed", audio_model=True).validate("turn_end")
