@@ -123,11 +123,11 @@ def _expected(mode: str, lobby: Lobby, k: int) -> bool:
     return True
 
 
-def run_mode(name: str, lobby: Lobby) -> ModeResult:
+def run_mode(name: str, lobby: Lobby, near_field: NearFieldConfig | None = None) -> ModeResult:
     modes, near = MODES[name]
     config = EngagementConfig(
         modes=modes,
-        near_field=calibrated_near_field(near),
+        near_field=near_field or calibrated_near_field(near),
         presence=PresenceConfig(pin=17),  # the bench posts the sensor's facts itself
     )
     reporter = _Quiet()
@@ -146,7 +146,9 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
         at = offset / 2 / RATE * 1000
         while presence and presence[0][0] <= at:
             engagement.on_presence(presence.pop(0)[1], at)
-        chunk = AudioChunk(pcm[offset : offset + period], FORMAT, at)
+        chunk = AudioChunk(
+            pcm[offset : offset + period], FORMAT, at, _array_chunk(lobby, offset, at)
+        )
         idle = busy_until is None
         for event in engagement.front_end(chunk, gate.process(chunk), idle):
             if isinstance(event, SpeechStarted):
@@ -182,6 +184,16 @@ def run_mode(name: str, lobby: Lobby) -> ModeResult:
     result.activated = len([k for k in expected if k in activated])
     result.missed = [lobby.visitors[k] for k in expected if k not in activated]
     return result
+
+
+def _array_chunk(lobby: Lobby, offset: int, at: float) -> AudioChunk | None:
+    """The mics' span beside the mix, for a lobby heard by an array (engagement_array)."""
+    channels = lobby.array_channels
+    if not channels:
+        return None
+    size = FORMAT.bytes_for_ms(FRAME_MS) * channels
+    start = offset * channels
+    return AudioChunk(lobby.array[start : start + size], AudioFormat(RATE, channels), at)
 
 
 def _note_activation(
