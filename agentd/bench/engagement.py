@@ -329,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         help="model under test (a built-in or a .json); visitors say its phrase",
     )
     parser.add_argument(
+        "--mode",
+        action="append",
+        choices=tuple(MODES),
+        help="run only this mode (repeatable; default: all)",
+    )
+    parser.add_argument(
         "--wake-voices",
         action="store_true",
         help="print which espeak voices the model hears in isolation, and stop",
@@ -362,7 +368,7 @@ def _run(args: argparse.Namespace) -> int:
 
     lobby = build_lobby(minutes, seed=args.seed, wake_phrase=phrase_of(args.wake_word))
     rendered = time.monotonic() - started
-    results = [run_mode(name, lobby, args.wake_word) for name in MODES]
+    results = [run_mode(name, lobby, args.wake_word) for name in args.mode or MODES]
     seconds = min(120.0, lobby.duration_ms / 1000)
     checks = _checks(results, wake_word_cpu(lobby, seconds, args.wake_word))
     for name, value, ok in checks:
