@@ -130,7 +130,8 @@ def build_conversation_parts(
     from agentd.llm.client import ChatLlm
     from agentd.llm.history import ConversationHistory
     from agentd.llm.tool_catalog import tools_from_config
-    from agentd.stt.assemblyai import U3_MODELS, AssemblyAiStt
+    from agentd.stt.assemblyai import AssemblyAiStt
+    from agentd.stt.model_family import U3_MODELS
     from agentd.tts.elevenlabs import ElevenLabsTts
     from agentd.tts.fallback import FallbackVoice
     from agentd.tts.splitter import ClauseSplitter

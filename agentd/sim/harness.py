@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentd.config.example import TOOLS_EXAMPLE
 from agentd.conversation.turns import Conversation
 from agentd.events import TurnMetrics
 from agentd.service.composition import BUILTIN_BACKENDS
@@ -70,16 +71,7 @@ api_host = {json.dumps(stack.stt_url)}
 base_url = {json.dumps(stack.llm_url)}
 model = "emulated-gpt"
 
-[[llm.tools]]
-name = "opening_hours"
-kind = "opening_hours"
-description = "Opening hours for today, tomorrow or a weekday."
-
-[[llm.tools]]
-name = "call_staff"
-kind = "call_staff"
-description = "Ask a member of staff to come to the front desk."
-
+{TOOLS_EXAMPLE}
 [tts]
 base_url = {json.dumps(stack.tts_url)}
 """

@@ -13,14 +13,8 @@ so each session is a fresh client and the reconnect logic lives here:
   (`_replay.ReplayBuffer`, bounded by `buffer_s`);
 - reconnects use capped exponential backoff with jitter; an auth refusal moves to
   FAILED and is retried only on an utterance at least `auth_retry_s` later;
-- audio goes out paced: at most REPLAY_SPEED x real time and MAX_AHEAD_MS ahead of the
-  session's wall clock, so a replay never trips close 3007 ("Audio Transmission Rate
-  Exceeded"); after a 3007 the link sends at real time with a smaller lead;
-- the model family decides the parameters and the final: U3 Pro models (`u3-rt-pro`,
-  `universal-3-5-pro`, ...) get no `format_turns`/`end_of_turn_confidence_threshold`
-  (they ignore them) but an `interruption_delay`, and their single end-of-turn Turn is
-  the final; Universal-Streaming with `format_turns` waits for the formatted copy (an
-  empty end of turn has nothing to format and is final at once);
+- audio goes out paced (`session.py`) and the parameters and the final depend on the
+  speech model's family (`model_family.py`);
 - an empty end of turn (noise, nothing transcribable) is an empty `TurnFinalized`, not a
   fault; a session closed without `Termination` is a drop (reported, then resumed);
 - no final within `final_timeout_s` of `end_utterance` (or of the last of its audio
@@ -38,13 +32,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agentd.audio.format import AudioFormat
 from agentd.backoff import Backoff
 from agentd.config.sections_stt import SttConfig
-from agentd.errors import ConfigError
 from agentd.events import (
     FaultRaised,
     LinkChanged,
@@ -55,6 +48,8 @@ from agentd.events import (
 )
 from agentd.events import now_ms as _now_ms
 from agentd.stt._replay import ENDPOINT, ReplayBuffer
+from agentd.stt.model_family import awaits_formatted_copy, session_parameters
+from agentd.stt.session import DISCONNECT_TIMEOUT_S, Session, disconnect, new_client
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +60,7 @@ LINK = "stt"
 AUTH_CODES = frozenset({401, 403, 1008, 4001, 4002, 4003})
 _BACKOFF_BASE_S = 0.25  # a drop mid-utterance should cost well under a second
 _STABLE_SESSION_S = 10.0  # a session that lived this long resets the backoff
-_DISCONNECT_TIMEOUT_S = 4.0  # SDK: 2 s write drain + our 2 s terminate_timeout
-_TERMINATE_TIMEOUT_S = 2.0
-# Pacing (issue 13): a replay at most 2x real time, and never more than MAX_AHEAD_MS of
-# audio ahead of the session's wall clock. The service's tolerance is unpublished (the
-# emulator's guess is 2000 ms); after a 3007 we send at real time with a 250 ms lead.
-REPLAY_SPEED = 2.0
-MAX_AHEAD_MS = 1000.0
-SLOW_MAX_AHEAD_MS = 250.0
 CLOSE_RATE_EXCEEDED = 3007
-# speech_model values of the U3 Pro family (assemblyai 1.8.2 SpeechModel).
-U3_MODELS = frozenset(
-    {
-        "u3-rt-pro",
-        "u3-pro",
-        "u3-rt-pro-beta-1",
-        "universal-3-5-pro",
-        "universal-3-6",
-        "universal-3-6-pro",
-    }
-)
 
 
 @dataclass
@@ -94,23 +70,6 @@ class SttStats:
     audio_sent_s: float = 0.0
     turns: int = 0
     timeouts: int = 0
-
-
-@dataclass
-class _Session:
-    """One SDK client = one websocket session."""
-
-    client: Any
-    opened_at: float = field(default_factory=time.monotonic)
-    error: Any = None  # assemblyai RealTimeError
-    ended: bool = False
-    abort: bool = False
-    disconnected: bool = False
-    got_turn: bool = False
-    terminated: bool = False  # the server sent Termination
-    finalized: set[int] = field(default_factory=set)
-    begun_at: float = 0.0  # when the session could take audio (time.monotonic())
-    sent_ms: float = 0.0  # audio handed to this session
 
 
 class AssemblyAiStt:
@@ -132,7 +91,7 @@ class AssemblyAiStt:
         self._state = LinkState.DISCONNECTED
         self._wake = asyncio.Event()
         self._link_task: asyncio.Task[None] | None = None
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._params: Any = None
         self._closing = False
@@ -143,7 +102,7 @@ class AssemblyAiStt:
         self._turn_counter = 0
         self._was_voiced = False  # the last gated frame was voiced (pause detection)
         self._owed_bytes = 0  # unvoiced audio still to drop for early-flush padding
-        self._u3 = config.speech_model in U3_MODELS
+        self._awaits_format = awaits_formatted_copy(config)
         self._slow = False  # a 3007 was seen: send at real time from now on
         self.stats = SttStats()
 
@@ -155,7 +114,7 @@ class AssemblyAiStt:
 
     async def start(self) -> None:
         """Validate the session parameters now (a bad speech_model fails at boot)."""
-        self._params = self._build_params()
+        self._params = session_parameters(self._config, self._rate_hz)
         self._started = True
 
     def begin_utterance(self) -> None:
@@ -257,7 +216,7 @@ class AssemblyAiStt:
         task = self._link_task
         if task is not None and not task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(task), _DISCONNECT_TIMEOUT_S + 1.0)
+                await asyncio.wait_for(asyncio.shield(task), DISCONNECT_TIMEOUT_S + 1.0)
             except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -285,7 +244,7 @@ class AssemblyAiStt:
                     stable = time.monotonic() - session.opened_at >= _STABLE_SESSION_S
                     if stable or session.got_turn:
                         self._backoff.reset()
-                await self._disconnect(session, terminate=False)
+                await disconnect(session, terminate=False)
                 error = session.error
                 if self._closing:
                     break
@@ -308,23 +267,12 @@ class AssemblyAiStt:
             if self._state is not LinkState.FAILED:
                 self._set_state(LinkState.DISCONNECTED)
 
-    async def _connect(self) -> _Session:
-        from assemblyai.streaming.v3 import (
-            AsyncRealTimeTranscriber,
-            RealTimeEvents,
-            RealTimeTranscriberOptions,
-        )
+    async def _connect(self) -> Session:
+        from assemblyai.streaming.v3 import RealTimeEvents
 
         self._set_state(LinkState.CONNECTING)
         self._last_attempt = time.monotonic()
-        options = RealTimeTranscriberOptions(
-            api_key=self._api_key,
-            api_host=self._config.api_host,
-            connect_timeout=self._config.connect_timeout_s,
-            max_connection_retries=0,  # our backoff decides, with jitter and a cap
-            terminate_timeout=_TERMINATE_TIMEOUT_S,
-        )
-        session = _Session(AsyncRealTimeTranscriber(options=options))
+        session = Session(new_client(self._config, self._api_key))
         client = session.client
         client.on(RealTimeEvents.Turn, lambda _c, ev: self._on_turn(session, ev))
         client.on(RealTimeEvents.Termination, lambda _c, _ev: self._on_termination(session))
@@ -342,7 +290,7 @@ class AssemblyAiStt:
             self._set_state(LinkState.CONNECTED)
         return session
 
-    async def _pump(self, session: _Session) -> None:
+    async def _pump(self, session: Session) -> None:
         """Send buffered audio and endpoints in order until the session ends or idles."""
         self._buffer.rewind()
         bytes_per_s = self._format.bytes_per_s
@@ -364,13 +312,13 @@ class AssemblyAiStt:
                 continue
             idle_left = self._config.idle_close_s - (time.monotonic() - self._last_activity)
             if not self._buffer.pending and idle_left <= 0:
-                await self._disconnect(session, terminate=True)
+                await disconnect(session, terminate=True)
                 return
             timeout = None if self._buffer.pending else max(idle_left, 0.05)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
         if self._closing and not session.ended:
-            await self._disconnect(session, terminate=True)
+            await disconnect(session, terminate=True)
 
     def _rearm_final_timer(self, seg_id: int) -> None:
         """An ended utterance still going out (paced): its final is due after the last of it."""
@@ -382,35 +330,15 @@ class AssemblyAiStt:
             self._config.final_timeout_s, self._on_final_timeout, seg_id
         )
 
-    async def _pace(self, session: _Session, chunk_ms: float) -> None:
+    async def _pace(self, session: Session, chunk_ms: float) -> None:
         """Wait until `chunk_ms` more audio keeps the session within its rate budget."""
-        speed, lead = (1.0, SLOW_MAX_AHEAD_MS) if self._slow else (REPLAY_SPEED, MAX_AHEAD_MS)
-        after = session.sent_ms + chunk_ms
-        # at most `speed` x the elapsed time (one chunk of grace), and at most `lead` ahead
-        ready_ms = max((after - chunk_ms) / speed, after - lead)
-        while not (session.ended or session.abort or self._closing):
-            left_s = (ready_ms - (time.monotonic() - session.begun_at) * 1000) / 1000
-            if left_s <= 0:
+        while not (session.over or self._closing):
+            left_ms = session.ms_until_ready(chunk_ms, slow=self._slow)
+            if left_ms <= 0:
                 return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), left_s)
-
-    async def _disconnect(self, session: _Session, *, terminate: bool) -> None:
-        if session.disconnected:
-            return
-        session.disconnected = True
-        try:
-            await asyncio.wait_for(
-                session.client.disconnect(terminate=terminate), _DISCONNECT_TIMEOUT_S
-            )
-        except TimeoutError:
-            log.warning("STT disconnect timed out; aborting the socket")
-            ws = getattr(session.client, "_websocket", None)  # SDK private, best effort
-            transport = getattr(ws, "transport", None)
-            if transport is not None:
-                transport.abort()
-        session.ended = True
+                await asyncio.wait_for(self._wake.wait(), left_ms / 1000)
 
     async def _wait_before_retry(self) -> None:
         delay = self._backoff.next_delay()
@@ -424,7 +352,7 @@ class AssemblyAiStt:
 
     # --- SDK handlers (run on the loop, in the SDK's read task) -------------------------
 
-    def _on_turn(self, session: _Session, event: Any) -> None:
+    def _on_turn(self, session: Session, event: Any) -> None:
         session.got_turn = True
         if not event.end_of_turn:
             text = str(event.transcript)
@@ -433,8 +361,7 @@ class AssemblyAiStt:
                 self._emit(TranscriptPartial(text=text, at_ms=_now_ms()))
             return
         text = str(event.transcript)
-        awaits_format = not self._u3 and self._config.format_turns
-        if awaits_format and not event.turn_is_formatted and text.strip():
+        if self._awaits_format and not event.turn_is_formatted and text.strip():
             return  # the formatted copy of this turn follows
         if event.turn_order in session.finalized:
             return
@@ -454,11 +381,11 @@ class AssemblyAiStt:
         order, self._turn_counter = self._turn_counter, self._turn_counter + 1
         self._emit(TurnFinalized(text=text, at_ms=_now_ms(), turn_order=order))
 
-    def _on_termination(self, session: _Session) -> None:
+    def _on_termination(self, session: Session) -> None:
         session.terminated = True
         self._on_end(session, None)
 
-    def _on_read_done(self, session: _Session) -> None:
+    def _on_read_done(self, session: Session) -> None:
         """The socket is gone: unless it ended by Termination, an error or us, it dropped."""
         if session.ended or session.disconnected or session.terminated:
             return
@@ -468,7 +395,7 @@ class AssemblyAiStt:
         code = getattr(ws, "close_code", None)
         self._on_end(session, RealTimeError(f"closed without Termination (code={code})", code))
 
-    def _on_end(self, session: _Session, error: Any) -> None:
+    def _on_end(self, session: Session, error: Any) -> None:
         if error is not None and session.error is None:
             session.error = error
         session.ended = True
@@ -492,33 +419,6 @@ class AssemblyAiStt:
         self._fault("stt_auth", f"STT credentials refused: {error} (code={error.code})")
 
     # --- helpers -----------------------------------------------------------------------
-
-    def _build_params(self) -> Any:
-        from assemblyai.streaming.v3 import RealTimeParameters
-        from pydantic import ValidationError
-
-        cfg = self._config
-        params: dict[str, Any] = {
-            "sample_rate": self._rate_hz,
-            "encoding": "pcm_s16le",
-            "speech_model": cfg.speech_model,
-            "min_turn_silence": cfg.min_turn_silence_ms,
-            "max_turn_silence": cfg.max_turn_silence_ms,
-            "keyterms_prompt": list(cfg.keyterms) or None,
-        }
-        if self._u3:
-            # U3 Pro formats every end of turn and has no confidence threshold; its early
-            # partial (the barge-in confirmation) comes interruption_delay + ~250 ms in.
-            params["interruption_delay"] = cfg.interruption_delay_ms
-        else:
-            params["format_turns"] = cfg.format_turns
-            params["end_of_turn_confidence_threshold"] = cfg.end_of_turn_confidence
-        try:
-            return RealTimeParameters.model_validate(params)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first.get("loc", ())) or "params"
-            raise ConfigError(f"stt.{key}", str(first.get("msg")), first.get("input")) from None
 
     def _set_state(self, state: LinkState, detail: str = "") -> None:
         if state is not self._state:

@@ -8,12 +8,10 @@ from an offset, reassembled into a valid WAV, and deleted once confirmed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
 import json
-import subprocess
 import wave
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from agentd.events import AgentState
 from agentd.sim.harness import SimulatedKiosk
 from tests.e2e.conftest import FAST, write_scenario
 from tests.helpers.mosquitto import Mosquitto
+from tests.helpers.mqtt_clients import request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,18 +55,7 @@ max_backoff_s = 1.0
 
 
 async def rr(broker: Mosquitto, command: str, payload: str = "") -> dict[str, Any]:
-    """One MQTT 5 request/response round trip with the real mosquitto_rr client."""
-    argv = [
-        "mosquitto_rr", "-h", broker.host, "-p", str(broker.port), "-V", "5", "-W", "15",
-        "-t", f"agentd/{DEVICE}/cmd/{command}", "-e", f"agentd/{DEVICE}/reply/ops",
-        "-D", "PUBLISH", "correlation-data", f"c-{command}", "-m", payload,
-    ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 0, err.decode()
-    return dict(json.loads(out.decode()))
+    return await request(broker, DEVICE, command, payload, reply_to="ops", wait_s=15)
 
 
 async def fetch(broker: Mosquitto, name: str, length: int) -> tuple[bytes, str]:

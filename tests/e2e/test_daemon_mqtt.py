@@ -18,6 +18,7 @@ from agentd.events import AgentState
 from agentd.sim.harness import SimulatedKiosk
 from tests.e2e.conftest import FAST, LineReader, write_scenario
 from tests.helpers.mosquitto import Mosquitto
+from tests.helpers.mqtt_clients import request, retained
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,28 +41,7 @@ max_backoff_s = 1.0
 
 
 async def rr(broker: Mosquitto, command: str, payload: str = "") -> dict[str, Any]:
-    """One MQTT 5 request/response round trip with the real mosquitto_rr client."""
-    argv = [
-        "mosquitto_rr", "-h", broker.host, "-p", str(broker.port), "-V", "5", "-W", "10",
-        "-t", f"agentd/{DEVICE}/cmd/{command}", "-e", f"agentd/{DEVICE}/reply/console",
-        "-D", "PUBLISH", "correlation-data", f"corr-{command}", "-m", payload,
-    ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 15)
-    assert proc.returncode == 0, err.decode()
-    return dict(json.loads(out.decode()))
-
-
-def retained(broker: Mosquitto, topic: str) -> list[str]:
-    """Retained messages under `topic` as a fresh subscriber sees them."""
-    out = subprocess.run(
-        ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-t", topic, "-v",
-         "--retained-only", "-W", "2"],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
-    return out.stdout.splitlines()
+    return await request(broker, DEVICE, command, payload)
 
 
 async def test_daemon_commands_over_mqtt(tmp_path: Path) -> None:

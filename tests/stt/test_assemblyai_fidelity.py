@@ -10,7 +10,8 @@ from _stt_support import RATE, TEXTS, Collector
 from agentd.events import FaultRaised, TurnFinalized
 from agentd.sim.assemblyai_server import AssemblyAiEmulator, SessionRecord
 from agentd.sim.speech import render_noise, render_speech
-from agentd.stt.assemblyai import MAX_AHEAD_MS, REPLAY_SPEED, SLOW_MAX_AHEAD_MS, AssemblyAiStt
+from agentd.stt.assemblyai import AssemblyAiStt
+from agentd.stt.session import MAX_AHEAD_MS, REPLAY_SPEED, SLOW_MAX_AHEAD_MS
 
 pytestmark = pytest.mark.timeout(40)
 
