@@ -44,6 +44,11 @@ class WakeWordConfig:
     refractory_s: float = setting(
         2.0, min=0.0, max=30.0, doc="A second detection within this time is the same one."
     )
+    near_field_emphasis: bool = setting(
+        True,
+        doc="With near-field gating on, the detector's copy of the audio is attenuated "
+        "below the near-field threshold (bystanders between the visitor's syllables).",
+    )
 
     def validate(self, path: str) -> None:
         if self.model in BUILTIN_WAKE_WORDS:
