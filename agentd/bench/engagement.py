@@ -242,13 +242,18 @@ def _line(lobby: Lobby, k: int, at_ms: float) -> str:
 
 
 def wake_word_cpu(lobby: Lobby, seconds: float, model: str = "okay_nabu") -> float:
-    """CPU seconds per audio second of the wake-word detector alone."""
+    """CPU seconds per audio second of the wake word: near-field emphasis + detector."""
+    from agentd.audio.wake_emphasis import WakeEmphasis
+
     detector = WakeWordDetector(WakeWordConfig(model=model))
+    emphasis = WakeEmphasis(RATE)
+    threshold = calibrated_near_field(True).min_level_dbfs
     period = FORMAT.bytes_for_ms(FRAME_MS)
     end = min(len(lobby.pcm), int(seconds * RATE) * 2)
     start = time.process_time()
     for offset in range(0, end - period + 1, period):
-        detector.process(lobby.pcm[offset : offset + period], offset / 32)
+        pcm = emphasis.process(lobby.pcm[offset : offset + period], threshold)
+        detector.process(pcm, offset / 32)
     return (time.process_time() - start) / (end / 2 / RATE)
 
 
@@ -309,6 +314,21 @@ def _checks(results: list[ModeResult], wake_cpu: float) -> list[tuple[str, str, 
     return checks
 
 
+def _print_trials(lobby: Lobby, trials: int, model: str) -> None:
+    from agentd.bench.wake_voices import lobby_trials
+
+    for emphasis in (True, False):
+        r = lobby_trials(lobby, trials, model, emphasis=emphasis)
+        lo, hi = r.interval()
+        print(
+            f"wake words in the lobby ({'with' if emphasis else 'without'} near-field emphasis): "
+            f"{r.detected}/{r.trials} = {100 * r.detected / max(1, r.trials):.0f} % "
+            f"(95 % CI {100 * lo:.0f}-{100 * hi:.0f} %); "
+            f"over silence {r.detected_clear}/{r.clear}; "
+            f"far-field ignored {r.far_ignored}; false accepts {r.false_accepts}"
+        )
+
+
 def _missed(r: ModeResult) -> str:
     """voice@wpm of each missed visitor, with the detector's peak when they said it."""
     out = []
@@ -333,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=tuple(MODES),
         help="run only this mode (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--wake-trials",
+        type=int,
+        default=0,
+        help="also mix this many wake words into the lobby (with and without emphasis)",
     )
     parser.add_argument(
         "--wake-voices",
@@ -373,6 +399,8 @@ def _run(args: argparse.Namespace) -> int:
     checks = _checks(results, wake_word_cpu(lobby, seconds, args.wake_word))
     for name, value, ok in checks:
         print(f"{name:<52} {value:>14}  {'ok' if ok else 'MISSED TARGET'}")
+    if args.wake_trials:
+        _print_trials(lobby, args.wake_trials, args.wake_word)
     bystander = sum(1 for s in lobby.spans if s.source == "bystander")
     print(
         f"(lobby {minutes:g} min, seed {args.seed}, wake word {args.wake_word}: "

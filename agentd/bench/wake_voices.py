@@ -14,15 +14,26 @@ lobby or the daemon's path. This is the evidence behind `agentd.sim.lobby.VISITO
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from agentd.audio.format import AudioFormat
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.wake_word import WakeWordDetector
-from agentd.config.sections_engagement import WakeWordConfig
-from agentd.sim.lobby import RATE, VISITOR_DBFS, at_level
+from agentd.config.sections_engagement import EngagementConfig, WakeWordConfig
+from agentd.sim.lobby import (
+    RATE,
+    VISITOR_DBFS,
+    VISITOR_LINES,
+    VISITOR_VOICES,
+    VISITOR_WPM,
+    WAKE_GAP_MS,
+    Lobby,
+    at_level,
+    voiced_end_ms,
+)
 from agentd.sim.speech import render_speech
 
 FORMAT = AudioFormat(RATE)
@@ -118,3 +129,105 @@ def markdown(model: str, rows: list[VoiceRow], rates: Sequence[int] = RATES_WPM)
         ]
         lines.append(f"| {row.voice} | " + " | ".join(cells) + f" | {row.detected}/{len(rates)} |")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """Wake words mixed into the lobby's own sound, heard through the daemon's front end."""
+
+    trials: int
+    detected: int
+    detected_clear: int  # of those said with no other sound overlapping the phrase
+    clear: int
+    far_ignored: int  # detections the near-field check dropped as too quiet
+    false_accepts: int  # detections nowhere near a wake word (bystanders, TV, ...)
+
+    def interval(self) -> tuple[float, float]:
+        """95 % Wilson interval of the detection rate."""
+        n, p, z = self.trials, self.detected / max(1, self.trials), 1.96
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+        return centre - half, centre + half
+
+
+def lobby_trials(
+    lobby: Lobby, trials: int, model: str = "okay_nabu", seed: int = 1, *, emphasis: bool = True
+) -> TrialResult:
+    """`trials` visitors' first lines ("<phrase>, <line>", visitor voices, rates and levels)
+    mixed into the lobby at random times away from its own visitors, then the whole lobby
+    through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis,
+    detector, far-field check). The visitors' recall is 10 people per 30 minutes; this is
+    the detection rate with enough trials to bound it."""
+    from agentd.bench.engagement import calibrated_near_field
+
+    rng = random.Random(seed)
+    phrase = phrase_of(model)
+    mixed = np.frombuffer(lobby.pcm, dtype="<i2").astype(np.float32)
+    busy = [(v.arrive_ms - 8000, v.leave_ms + 2000) for v in lobby.visitors]
+    slot = (lobby.duration_ms - 10_000) / trials
+    ends: list[float] = []
+    for k in range(trials):
+        at = 3000 + k * slot + rng.uniform(0, max(0.0, slot - 7000))
+        voice, wpm = rng.choice(VISITOR_VOICES), rng.choice(VISITOR_WPM)
+        if any(a <= at <= b for a, b in busy):
+            continue
+        wake = render_speech(phrase, RATE, voice, wpm)
+        end = voiced_end_ms(wake)
+        line = rng.choice(VISITOR_LINES)[0]
+        pcm = wake[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32)
+        signal = at_level(
+            pcm + render_speech(line, RATE, voice, wpm), VISITOR_DBFS + rng.uniform(-3, 3)
+        )
+        i = int(at * RATE / 1000)
+        mixed[i : i + len(signal)] += signal[: len(mixed) - i]
+        ends.append(at + end)
+    pcm = bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
+    config = EngagementConfig(
+        modes=("wake_word",),
+        near_field=calibrated_near_field(True),
+        wake_word=WakeWordConfig(model=model, near_field_emphasis=emphasis),
+    )
+    hits, far = _front_end_wakes(pcm, config)
+    heard = [any(e - 500 <= h <= e + 1000 for h in hits) for e in ends]
+    clear = [
+        not any(
+            s.source != "visitor" and s.start_ms <= e + 200 and s.end_ms >= e - 1500
+            for s in lobby.spans
+        )
+        for e in ends
+    ]
+    stray = [
+        h
+        for h in hits
+        if not any(e - 500 <= h <= e + 1000 for e in ends)
+        and not any(v.arrive_ms <= h <= v.leave_ms for v in lobby.visitors)
+    ]
+    return TrialResult(
+        len(ends),
+        sum(heard),
+        sum(h and c for h, c in zip(heard, clear, strict=True)),
+        sum(clear),
+        far,
+        len(stray),
+    )
+
+
+def _front_end_wakes(pcm: bytes, config: EngagementConfig) -> tuple[list[float], int]:
+    """Times of the wake words Engagement accepted, and how many it dropped as far-field."""
+    from agentd.audio.vad_gate import VadGate
+    from agentd.bench.engagement import FRAME_MS, _Quiet
+    from agentd.config.sections_audio import VadConfig
+    from agentd.conversation.engagement import engagement_from_config
+
+    engagement = engagement_from_config(config, _Quiet(), RATE)
+    gate = VadGate(VadConfig(), RATE, FRAME_MS)
+    period = FORMAT.bytes_for_ms(FRAME_MS)
+    hits: list[float] = []
+    for offset in range(0, len(pcm) - period + 1, period):
+        chunk = AudioChunk(pcm[offset : offset + period], FORMAT, offset / 32)
+        engagement.front_end(chunk, gate.process(chunk), True)
+        if engagement.last_wake_ms is not None and (
+            not hits or hits[-1] != engagement.last_wake_ms
+        ):
+            hits.append(engagement.last_wake_ms)
+    return hits, engagement.stats.wake_words_far
