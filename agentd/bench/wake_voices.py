@@ -151,11 +151,11 @@ class TrialResult:
 
 
 def lobby_trials(
-    lobby: Lobby, trials: int, model: str = "okay_nabu", seed: int = 1, *, emphasis: bool = True
+    lobby: Lobby, trials: int, model: str = "okay_nabu", seed: int = 1, *, emphasis: bool = False
 ) -> TrialResult:
     """`trials` visitors' first lines ("<phrase>, <line>", visitor voices, rates and levels)
     mixed into the lobby at random times away from its own visitors, then the whole lobby
-    through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis,
+    through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis if asked,
     detector, far-field check). The visitors' recall is 10 people per 30 minutes; this is
     the detection rate with enough trials to bound it."""
     from agentd.bench.engagement import calibrated_near_field

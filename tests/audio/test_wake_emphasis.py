@@ -1,5 +1,6 @@
-"""Near-field emphasis for the wake word (issue 14): bystanders 15 dB down no longer hide
-the visitor's "Okay Nabu" from okay_nabu; the gate, STT and the recording are unchanged."""
+"""Near-field emphasis for the wake word (issue 14, opt-in): bystanders 15 dB down no
+longer hide the visitor's "Okay Nabu" from okay_nabu; the gate, STT and the recording
+are unchanged."""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ class Quiet:
 @pytest.mark.skipif(not tools_available(), reason="espeak-ng and sox are needed")
 @pytest.mark.parametrize("emphasis", [True, False])
 def test_the_wake_word_is_heard_over_a_bystander(emphasis: bool) -> None:
-    """The daemon's own path (gate, near-field gate, detector): with the emphasis (the
-    default) the visitor engages the kiosk; without it, the bystander hides the word."""
+    """The daemon's own path (gate, near-field gate, detector): with the emphasis the
+    visitor engages the kiosk; without it (the default), the bystander hides the word."""
     pytest.importorskip("pymicro_wakeword")
     config = EngagementConfig(
         modes=("wake_word",),
