@@ -90,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     hw = sub.add_parser("test-hardware", help="installer check: tone, 2 s recording, LEDs, buttons")
     hw.add_argument("--config", default=DEFAULT_PATH)
     hw.add_argument("--button-timeout", type=float, default=10.0)
+    hw.add_argument(
+        "--voice-s",
+        type=float,
+        default=5.0,
+        help="after the sweep, ask for a sentence at the kiosk and record it this long to "
+        "calibrate engagement.near_field (0 = skip)",
+    )
+    hw.add_argument(
+        "--visitor-level-dbfs",
+        type=float,
+        default=None,
+        help="calibrate from this visitor level (dBFS, loud syllables at 1 m) instead",
+    )
     hw.set_defaults(handler=_cmd_test_hardware)
 
     demo = sub.add_parser("demo", help="offline demo conversation against the local emulators")
@@ -103,8 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--host", default="127.0.0.1")
     emu.set_defaults(handler=_cmd_emulators)
 
-    bench = sub.add_parser("bench", help="benchmarks: latency, audio, soak, engagement, turns")
-    bench.add_argument("kind", choices=("latency", "audio", "soak", "engagement", "turns"))
+    bench = sub.add_parser(
+        "bench", help="benchmarks: latency, audio, soak, engagement, engagement_array, turns"
+    )
+    bench.add_argument(
+        "kind", choices=("latency", "audio", "soak", "engagement", "engagement_array", "turns")
+    )
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(handler=_cmd_bench)
     return parser
@@ -190,7 +207,13 @@ def _cmd_test_hardware(args: argparse.Namespace) -> int:
     from agentd.gpio.diagnostics import test_hardware
 
     config = load_config(args.config)
-    result = test_hardware(config, sys.stdout, button_timeout_s=args.button_timeout)
+    result = test_hardware(
+        config,
+        sys.stdout,
+        button_timeout_s=args.button_timeout,
+        voice_s=args.voice_s,
+        visitor_level_dbfs=args.visitor_level_dbfs,
+    )
     return int(result)
 
 

@@ -4,49 +4,60 @@ from __future__ import annotations
 
 from agentd.conversation.engagement import EngagementState
 from agentd.events import AgentState
-from agentd.gpio.patterns import Pattern, parse_pattern
 from agentd.service.reporting import Reporting
 from agentd.service.sdnotify import Notifier
 
 
-class FakeLights:
-    def __init__(self) -> None:
-        self.patterns: list[Pattern] = []
-
-    def show_pattern(self, pattern: Pattern) -> None:
-        self.patterns.append(pattern)
-
-
 class FakeGpio:
     def __init__(self) -> None:
-        self.lights = FakeLights()
-        self.states: list[AgentState] = []
+        self.shown: list[tuple[AgentState, bool]] = []
 
-    def show_state(self, state: AgentState) -> None:
-        self.states.append(state)
+    def show_state(self, state: AgentState, engaged: bool = False) -> None:
+        self.shown.append((state, engaged))
 
 
-def test_engaged_idle_has_its_own_led_pattern_and_is_reported() -> None:
+class FakeMqtt:
+    def __init__(self) -> None:
+        self.documents: list[dict[str, object]] = []
+        self.events: list[tuple[str, object]] = []
+
+    def publish_engagement(self, document: dict[str, object]) -> None:
+        self.documents.append(dict(document))
+
+    def publish_event(self, name: str, payload: object) -> None:
+        self.events.append((name, payload))
+
+    def publish_state(self, state: AgentState) -> None:
+        pass
+
+
+def test_engagement_reaches_the_leds_mqtt_health_and_observers() -> None:
     reporting = Reporting(Notifier({}), started_at=lambda: 0.0)
-    gpio = FakeGpio()
-    reporting.gpio = gpio  # type: ignore[assignment]
-    engaged = parse_pattern("slow_blink white", "engagement.led_engaged")
-    reporting.engaged_pattern = engaged
+    gpio, mqtt = FakeGpio(), FakeMqtt()
+    reporting.engagement_modes = ("wake_word", "button")
+    reporting.engagement_changed(EngagementState.WAITING, "start")  # before MQTT/GPIO exist
+    reporting.attach_mqtt(mqtt)  # type: ignore[arg-type]
+    reporting.attach_gpio(gpio)  # type: ignore[arg-type]
+    assert mqtt.documents == [{"state": "waiting", "reason": "start",
+                               "modes": ["wake_word", "button"]}]  # fmt: skip
     seen: list[tuple[str, object]] = []
     reporting.observers.append(lambda kind, payload: seen.append((kind, payload)))
 
     reporting.state_changed(AgentState.IDLE)
-    assert gpio.states == [AgentState.IDLE] and gpio.lights.patterns == []
+    assert gpio.shown == [(AgentState.IDLE, False)]
     reporting.engagement_changed(EngagementState.ENGAGED, "wake_word")
-    assert gpio.lights.patterns == [engaged]
+    assert gpio.shown[-1] == (AgentState.IDLE, True)
+    assert mqtt.documents[-1] == {"state": "engaged", "reason": "wake_word",
+                                  "modes": ["wake_word", "button"]}  # fmt: skip
+    assert ("engagement", {"state": "engaged", "reason": "wake_word"}) in mqtt.events
     assert ("engagement", {"state": "engaged", "reason": "wake_word"}) in seen
     assert reporting.health()["engagement"] == "engaged"
     reporting.state_changed(AgentState.LISTENING)
-    assert gpio.states[-1] is AgentState.LISTENING
-    reporting.state_changed(AgentState.IDLE)  # back to idle, still engaged
-    assert gpio.lights.patterns == [engaged, engaged]
-    reporting.engagement_changed(EngagementState.WAITING, "left")
-    assert gpio.states[-1] is AgentState.IDLE
+    assert gpio.shown[-1] == (AgentState.LISTENING, True)
+    reporting.engagement_changed(EngagementState.WAITING, "window_closed")
+    assert gpio.shown[-1] == (AgentState.LISTENING, False)
+    assert mqtt.documents[-1]["state"] == "waiting"
+    assert mqtt.documents[-1]["reason"] == "window_closed"
     assert reporting.health()["engagement"] == "waiting"
 
 

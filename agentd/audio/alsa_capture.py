@@ -1,8 +1,10 @@
 """ALSA capture on its own thread: one persistent stream, xrun and unplug recovery.
 
 Frames (mono S16_LE, one period each) go to `on_frame(AudioChunk)` on the
-capture thread; the integrator bridges to the loop with `call_soon_threadsafe`, so the
-thread never blocks on the loop. pyalsaaudio 0.11 semantics: `read()` returns
+capture thread, with the raw mics of an array beside them (`AudioChunk.array`,
+`audio.capture.array_channels`) for the near-field gate's channel agreement; the
+integrator bridges to the loop with `call_soon_threadsafe`, so the thread never blocks
+on the loop. pyalsaaudio 0.11 semantics: `read()` returns
 `(-EPIPE, b"")` after an overrun and re-prepares the stream on the next call, and
 raises `ALSAAudioError` when the device fails (e.g. -ENODEV after a USB unplug).
 """
@@ -55,6 +57,8 @@ class AlsaCapture:
     ) -> None:
         self.config = config
         self.format = AudioFormat(config.rate_hz)
+        self._mics = config.mic_channels()
+        self.array_format = AudioFormat(config.rate_hz, len(self._mics)) if self._mics else None
         self.stats = DeviceStats()
         self.state = LinkState.DISCONNECTED
         self._on_link = on_link
@@ -111,8 +115,12 @@ class AlsaCapture:
                 log.debug("short capture read: %d bytes", len(data))
             mono = dsp.to_mono(data, self.config.channels, self.config.channel)
             self.stats.frames += len(mono) // self.format.bytes_per_frame
+            array = None
+            if self.array_format is not None:
+                mics = dsp.pick_channels(data, self.config.channels, self._mics)
+                array = AudioChunk(mics, self.array_format, captured_at)
             try:
-                on_frame(AudioChunk(mono, self.format, captured_at))
+                on_frame(AudioChunk(mono, self.format, captured_at, array))
             except Exception:  # thread boundary: a consumer bug must not stop capture
                 self.stats.errors += 1
                 log.exception("capture consumer failed")

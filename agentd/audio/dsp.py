@@ -35,6 +35,20 @@ def to_mono(pcm: bytes, channels: int, channel: int = -1) -> bytes:
     return out
 
 
+def pick_channels(pcm: bytes, channels: int, picked: tuple[int, ...]) -> bytes:
+    """Interleaved PCM reduced to the `picked` channels (still interleaved, in that order)."""
+    if picked == tuple(range(channels)):
+        return pcm
+    import numpy as np  # a core dependency; 3x faster than array slicing here (~7 us/period)
+
+    usable = len(pcm) - len(pcm) % (WIDTH * channels)
+    frames = np.frombuffer(pcm[:usable], dtype="<i2").reshape(-1, channels)
+    first, last = picked[0], picked[-1]
+    if picked == tuple(range(first, last + 1)):
+        return frames[:, first : last + 1].tobytes()
+    return frames[:, list(picked)].tobytes()
+
+
 def apply_gain(pcm: bytes, gain: float) -> bytes:
     """Software volume; clips at full scale instead of wrapping."""
     if gain == 1.0 or not pcm:

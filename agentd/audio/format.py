@@ -32,11 +32,17 @@ class AudioFormat:
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
-    """One buffer of PCM with its format and the capture time of its first sample."""
+    """One buffer of PCM with its format and the capture time of its first sample.
+
+    `pcm` is what the whole daemon hears (mono). `array`, from a capture device with a
+    mic array, is the same span of time as the array's raw mics (interleaved, its own
+    format's channels), for the near-field gate's channel agreement; None otherwise.
+    """
 
     pcm: bytes
     fmt: AudioFormat
     at_ms: float
+    array: AudioChunk | None = None
 
     @property
     def duration_ms(self) -> float:

@@ -7,12 +7,18 @@ at most `decide_ms` and passes it on - all of it, at once - as soon as one 20 ms
 reaches `min_level_dbfs` and `min_snr_db` above the tracked noise floor; otherwise the
 whole utterance is dropped (and counted: a phantom turn that did not happen).
 
-Channel agreement of a mic array is not used: capture hands the loop one downmixed
-channel (`audio.capture.channel`), and the simulator has no multi-channel room model to
-test such a cue honestly. See docs/engagement.md.
+With a mic array (the capture hands its raw mics on in `AudioChunk.array`) the onset
+must also agree across the channels: an onset the level passes is still dropped when
+the mean inter-mic coherence in 1.5-4 kHz over it (`array_agreement.band_coherence`,
+from `ONSET_LOOKBACK_MS` before the gate opened to now) is under `min_coherence`. A
+talker beyond the room's critical distance is heard mostly through the diffuse
+reverberant field, which is incoherent between mics a few cm apart however loud the
+talker is: a raised voice or a TV across the lobby. Computed once per onset the level
+passes, never per chunk. See docs/engagement.md.
 
 `calibrate()` turns a recording of a visitor at 1 m and one of the quiet room into the
-two thresholds, for `agentd test-hardware`.
+two thresholds, for `agentd test-hardware`; `array_agreement.calibrate_agreement()` does
+the same for `min_coherence` from the array's recordings.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from agentd.audio import dsp
-from agentd.audio.format import AudioFormat
+from agentd.audio.array_agreement import band_coherence
+from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.config.sections_engagement import NearFieldConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 
@@ -44,6 +51,15 @@ MIN_PERIODICITY = 0.45
 # for, so a bystander's single loudest syllable peak crossing the threshold is not enough.
 MIN_LOUD_FRAMES = 3
 PITCH_HZ = (80.0, 400.0)
+# Array audio kept for the agreement test: the onset window (lookback + decide_ms) and
+# the wake word's window (engagement.WAKE_LEVEL_WINDOW_MS, 1.5 s), whichever is longer.
+ARRAY_KEEP_MS = 1600
+# An utterance the array already placed across the room is re-tested every
+# ONSET_LOOKBACK_MS while it stays loud (a visitor may start talking over it), on a short
+# window: each test is another chance for a noisy estimate to pass, so it must clear
+# min_coherence by this much (the room model's far talkers: 200 ms windows up to ~0.45,
+# a visitor at 0.7 m a median 0.66; tests/audio/test_near_field_array.py).
+RECHECK_MARGIN = 0.1
 
 
 class Verdict(Enum):
@@ -55,11 +71,15 @@ class Verdict(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An utterance the gate dropped: its loudest onset frame and the noise floor."""
+    """An utterance the gate dropped: its loudest onset frame, the noise floor, and
+    why: "level" (too quiet) or "agreement" (loud enough, but the array's channels did
+    not agree: `coherence` under min_coherence)."""
 
     at_ms: float
     level_dbfs: float
     floor_dbfs: float
+    reason: str = "level"
+    coherence: float | None = None
 
 
 class NearFieldGate:
@@ -81,6 +101,11 @@ class NearFieldGate:
         self._recent: deque[VoicedAudio] = deque()  # a far utterance's last frames
         self.rejections: list[Rejection] = []
         self.passed = 0
+        self._array: deque[AudioChunk] = deque()  # the mics' recent audio (references)
+        self._keep_ms = max(ARRAY_KEEP_MS, ONSET_LOOKBACK_MS + config.decide_ms + 100)
+        self._recheck_ms = 0.0  # a far utterance's next agreement test, not before
+        self.last_coherence: float | None = None
+        self.agreement_checks = 0
 
     @property
     def floor_dbfs(self) -> float:
@@ -91,13 +116,36 @@ class NearFieldGate:
         """The utterance in progress (if any) reaches the conversation."""
         return not self.config.enabled or self._verdict is Verdict.NEAR
 
-    def observe(self, pcm: bytes) -> None:
-        """Track the noise floor on every captured chunk (instant fall, slow rise)."""
+    def observe(self, pcm: bytes, array: AudioChunk | None = None) -> None:
+        """Track the noise floor on every captured chunk (instant fall, slow rise), and
+        keep the array's last ARRAY_KEEP_MS or more (references only: no work per chunk)."""
         energy = dsp.mean_square(pcm)
         if self._noise == 0.0 or energy < self._noise:
             self._noise = max(energy, 1.0)
         else:
             self._noise *= NOISE_RISE
+        if array is not None and array.fmt.channels >= 2 and self.config.min_coherence > 0:
+            kept = self._array
+            kept.append(array)
+            while kept[0].at_ms < array.at_ms - self._keep_ms:
+                kept.popleft()
+
+    def coherence_since(self, since_ms: float) -> float | None:
+        """The array's band coherence from `since_ms` to now; None without an array (or
+        with too little audio, or a dead mic: then the level alone decides)."""
+        chunks = [c for c in self._array if c.at_ms + c.duration_ms > since_ms]
+        if not chunks:
+            return None
+        self.agreement_checks += 1
+        fmt = chunks[0].fmt
+        pcm = b"".join(c.pcm for c in chunks if c.fmt == fmt)
+        return band_coherence(pcm, fmt.channels, fmt.rate_hz)
+
+    def agrees(self, since_ms: float) -> tuple[bool, float | None]:
+        """Whether the array (if any) places the sound since `since_ms` at the kiosk."""
+        coherence = self.coherence_since(since_ms)
+        self.last_coherence = coherence
+        return coherence is None or coherence >= self.config.min_coherence, coherence
 
     def filter(self, events: Sequence[GateEvent], at_ms: float) -> list[GateEvent]:
         """The events that may reach the conversation now (held ones included)."""
@@ -113,6 +161,7 @@ class NearFieldGate:
     def reset(self) -> None:
         """Forget an utterance in progress (the VAD gate was reset)."""
         self._verdict, self._held, self._peak, self._pending = Verdict.IDLE, [], 0.0, b""
+        # the array's history stays: the next onset's lookback is still in it
 
     def _step(self, event: GateEvent, out: list[GateEvent]) -> None:
         verdict = self._verdict
@@ -121,7 +170,7 @@ class NearFieldGate:
             lookback = self.format.bytes_for_ms(ONSET_LOOKBACK_MS)
             self._peak, self._loud, self._pending = 0.0, 0, b""
             self._consider(event.preroll[-lookback:])
-            self._decide(out)
+            self._decide(out, event.at_ms)
         elif isinstance(event, VoicedAudio):
             if verdict is Verdict.NEAR:
                 out.append(event)
@@ -131,7 +180,7 @@ class NearFieldGate:
                 self._held.append(event)
                 if event.voiced:
                     self._consider(event.chunk.pcm)
-                self._decide(out)
+                self._decide(out, event.chunk.at_ms + event.chunk.duration_ms)
         else:  # SpeechEnded
             if verdict is Verdict.DECIDING:
                 self._reject(event.at_ms)
@@ -155,6 +204,16 @@ class NearFieldGate:
             else:
                 self._loud = 0
         if self._loud < MIN_LOUD_FRAMES:
+            return
+        now = event.chunk.at_ms + event.chunk.duration_ms
+        if self._array and now >= self._recheck_ms:
+            self._recheck_ms = now + ONSET_LOOKBACK_MS  # at most one test per window
+            coherence = self.agrees(now - ONSET_LOOKBACK_MS)[1]
+            if coherence is not None and coherence < self.config.min_coherence + RECHECK_MARGIN:
+                self._loud = 0  # loud, but across the room: still not a turn
+                return
+        elif self._array:
+            self._loud = 0
             return
         self._verdict = Verdict.NEAR
         self.passed += 1
@@ -187,17 +246,23 @@ class NearFieldGate:
     def threshold_dbfs(self) -> float:
         return max(self.config.min_level_dbfs, self.floor_dbfs + self.config.min_snr_db)
 
-    def _decide(self, out: list[GateEvent]) -> None:
-        if self._loud >= MIN_LOUD_FRAMES:
-            self._verdict = Verdict.NEAR
-            self.passed += 1
-            out.extend(self._held)
-            self._held = []
+    def _decide(self, out: list[GateEvent], at_ms: float) -> None:
+        if self._loud < MIN_LOUD_FRAMES:
+            return
+        agree, coherence = self.agrees(self._started_ms - ONSET_LOOKBACK_MS)
+        if not agree:
+            self._reject(at_ms, "agreement", coherence)
+            self._recheck_ms = at_ms + ONSET_LOOKBACK_MS
+            return
+        self._verdict = Verdict.NEAR
+        self.passed += 1
+        out.extend(self._held)
+        self._held = []
 
-    def _reject(self, at_ms: float) -> None:
-        self.rejections.append(
-            Rejection(at_ms, round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1))
-        )
+    def _reject(self, at_ms: float, reason: str = "level", coherence: float | None = None) -> None:
+        level, floor = round(dsp.energy_db(self._peak), 1), round(self.floor_dbfs, 1)
+        rounded = None if coherence is None else round(coherence, 2)
+        self.rejections.append(Rejection(at_ms, level, floor, reason, rounded))
         self._verdict, self._held, self._loud, self._pending = Verdict.FAR, [], 0, b""
         self._recent.clear()
 
@@ -216,22 +281,29 @@ def calibrate(visitor_pcm: bytes, room_pcm: bytes, fmt: AudioFormat | None = Non
     The visitor's level is the 90th percentile of their 20 ms frame levels (the loud
     syllables, not one plosive); the floor is the room's median frame level.
     """
-    size = (fmt or AudioFormat(16000)).bytes_for_ms(FRAME_MS)
-
-    def levels(pcm: bytes) -> list[float]:
-        return sorted(
-            dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
-            for i in range(0, len(pcm) - size + 1, size)
-        )
-
-    voice, room = levels(visitor_pcm), levels(room_pcm)
+    voice, room = frame_levels(visitor_pcm, fmt), frame_levels(room_pcm, fmt)
     if not voice or not room:
         raise ValueError("calibration needs at least 20 ms of each recording")
-    visitor = voice[int(0.9 * (len(voice) - 1))]
-    floor = room[len(room) // 2]
-    min_level = visitor - CALIBRATION_HEADROOM_DB
-    snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor - 3.0))
-    return Calibration(round(visitor, 1), round(floor, 1), round(min_level, 1), round(snr, 1))
+    return thresholds(voice[int(0.9 * (len(voice) - 1))], room[len(room) // 2])
+
+
+def frame_levels(pcm: bytes, fmt: AudioFormat | None = None) -> list[float]:
+    """The dBFS of each whole FRAME_MS frame of mono S16_LE `pcm`, sorted."""
+    size = (fmt or AudioFormat(16000)).bytes_for_ms(FRAME_MS)
+    return sorted(
+        dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
+        for i in range(0, len(pcm) - size + 1, size)
+    )
+
+
+def thresholds(visitor_dbfs: float, floor_dbfs: float) -> Calibration:
+    """The two thresholds for a visitor at `visitor_dbfs` (loud syllables) over a room
+    whose frames sit at `floor_dbfs` (median): `calibrate` from levels already known."""
+    min_level = visitor_dbfs - CALIBRATION_HEADROOM_DB
+    snr = max(0.0, min(NearFieldConfig().min_snr_db, min_level - floor_dbfs - 3.0))
+    return Calibration(
+        round(visitor_dbfs, 1), round(floor_dbfs, 1), round(min_level, 1), round(snr, 1)
+    )
 
 
 def periodicity(pcm: bytes, rate_hz: int) -> float:

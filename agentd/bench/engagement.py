@@ -132,11 +132,16 @@ def _expected(mode: str, lobby: Lobby, k: int) -> bool:
     return True
 
 
-def run_mode(name: str, lobby: Lobby, wake_word: str = "okay_nabu") -> ModeResult:
+def run_mode(
+    name: str,
+    lobby: Lobby,
+    near_field: NearFieldConfig | None = None,
+    wake_word: str = "okay_nabu",
+) -> ModeResult:
     modes, near = MODES[name]
     config = EngagementConfig(
         modes=modes,
-        near_field=calibrated_near_field(near),
+        near_field=near_field or calibrated_near_field(near),
         presence=PresenceConfig(pin=17),  # the bench posts the sensor's facts itself
         wake_word=WakeWordConfig(model=wake_word),
     )
@@ -159,7 +164,9 @@ def run_mode(name: str, lobby: Lobby, wake_word: str = "okay_nabu") -> ModeResul
             _note_wake_peak(windows, at, engagement.wake_word, result)
         while presence and presence[0][0] <= at:
             engagement.on_presence(presence.pop(0)[1], at)
-        chunk = AudioChunk(pcm[offset : offset + period], FORMAT, at)
+        chunk = AudioChunk(
+            pcm[offset : offset + period], FORMAT, at, _array_chunk(lobby, offset, at)
+        )
         idle = busy_until is None
         for event in engagement.front_end(chunk, gate.process(chunk), idle):
             if isinstance(event, SpeechStarted):
@@ -223,6 +230,16 @@ def _note_wake_peak(
         peak = detector.reset_peak()
         if k >= 0:
             result.wake_peaks[k] = peak
+
+
+def _array_chunk(lobby: Lobby, offset: int, at: float) -> AudioChunk | None:
+    """The mics' span beside the mix, for a lobby heard by an array (engagement_array)."""
+    channels = lobby.array_channels
+    if not channels:
+        return None
+    size = FORMAT.bytes_for_ms(FRAME_MS) * channels
+    start = offset * channels
+    return AudioChunk(lobby.array[start : start + size], AudioFormat(RATE, channels), at)
 
 
 def _note_activation(
@@ -402,7 +419,7 @@ def _run(args: argparse.Namespace) -> int:
 
     lobby = build_lobby(minutes, seed=args.seed, wake_phrase=phrase_of(args.wake_word))
     rendered = time.monotonic() - started
-    results = [run_mode(name, lobby, args.wake_word) for name in args.mode or MODES]
+    results = [run_mode(name, lobby, wake_word=args.wake_word) for name in args.mode or MODES]
     seconds = min(120.0, lobby.duration_ms / 1000)
     checks = _checks(results, wake_word_cpu(lobby, seconds, args.wake_word))
     for name, value, ok in checks:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agentd.config._fields import section, setting
+from agentd.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +16,36 @@ class CaptureConfig:
     rate_hz: int = setting(16000, choices=(8000, 16000, 32000, 48000))
     channels: int = setting(1, min=1, max=16)
     channel: int = setting(-1, min=-1, max=15, doc="-1 = mix all channels, else pick one.")
+    array_channels: tuple[int, ...] = setting(
+        (),
+        doc="The channels that are an array's raw mics, passed on beside the mono mix "
+        "for engagement.near_field.min_coherence; empty = all channels when channels "
+        ">= 2 (a processed or playback-reference channel must not be among them).",
+    )
     period_ms: int = setting(20, choices=(10, 20, 30), doc="One VAD frame per period.")
     reopen_max_backoff_s: float = setting(10.0, min=0.5, max=300.0)
+
+    def validate(self, path: str) -> None:
+        for i, ch in enumerate(self.array_channels):
+            if not 0 <= ch < self.channels:
+                raise ConfigError(
+                    f"{path}.array_channels[{i}]",
+                    "not a capture channel",
+                    ch,
+                    f"0 to {self.channels - 1}",
+                )
+        if len(self.array_channels) == 1:
+            raise ConfigError(
+                f"{path}.array_channels",
+                "an array needs two mics or more",
+                list(self.array_channels),
+            )
+
+    def mic_channels(self) -> tuple[int, ...]:
+        """The array's mics, () when the capture is not an array."""
+        if self.array_channels:
+            return self.array_channels
+        return tuple(range(self.channels)) if self.channels >= 2 else ()
 
 
 @dataclass(frozen=True, slots=True)

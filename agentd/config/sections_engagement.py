@@ -99,6 +99,14 @@ class NearFieldConfig:
     decide_ms: int = setting(
         300, min=60, max=2000, doc="Onset audio held back while deciding (passed on at once)."
     )
+    min_coherence: float = setting(
+        0.4,
+        min=0.0,
+        max=1.0,
+        doc="With a mic array (audio.capture.channels >= 2): the onset's mean inter-mic "
+        "coherence in 1.5-4 kHz must reach this too; a talker beyond the room's critical "
+        "distance is incoherent however loud. 0 = level only; calibrate (docs/engagement.md).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +135,9 @@ class EngagementConfig:
         doc="Said when max_turns or max_conversation_s is reached.",
     )
     led_engaged: str = setting(
-        "slow_blink white", doc="LED pattern while engaged but idle (waiting shows `idle`)."
+        "",
+        doc="LED pattern while engaged but idle (waiting shows `idle`); empty = the driver's "
+        "default: `slow_blink white` on a colour ring, `wink` on mono LEDs.",
     )
     wake_word: WakeWordConfig = section(WakeWordConfig)
     presence: PresenceConfig = section(PresenceConfig)
@@ -145,7 +155,8 @@ class EngagementConfig:
             raise ConfigError(
                 f"{path}.presence.pin", "presence mode needs the sensor's GPIO", -1, "0 to 53"
             )
-        parse_pattern(self.led_engaged, f"{path}.led_engaged")
+        if self.led_engaged:
+            parse_pattern(self.led_engaged, f"{path}.led_engaged")
 
     def model_path(self) -> Path | None:
         """The custom wake-word model file, or None for a built-in model."""

@@ -128,7 +128,7 @@ class Engagement:
             elif isinstance(raw, SpeechEnded):
                 self._gate_open = False
         if near is not None:
-            near.observe(chunk.pcm)
+            near.observe(chunk.pcm, chunk.array)
             rejected = len(near.rejections)
             events = near.filter(events, at)
             if len(near.rejections) > rejected:
@@ -147,6 +147,13 @@ class Engagement:
         if idle:
             self._tick(at)
         return out
+
+    def gate_reset(self) -> None:
+        """The VAD gate forgot its utterance without a SpeechEnded (the agent's own
+        voice): so do the near-field gate and the wake word's "utterance open" flag."""
+        self._gate_open = False
+        if self.near_field is not None:
+            self.near_field.reset()
 
     def _admit(self, event: GateEvent, at: float, out: list[GateEvent]) -> None:
         if isinstance(event, SpeechStarted):
@@ -180,11 +187,13 @@ class Engagement:
         near = self.near_field
         if near is not None and near.config.enabled:
             level = dsp.energy_db(max(e for _, e in self._levels))
-            if level < near.threshold_dbfs():
+            agree, coherence = near.agrees(at - WAKE_LEVEL_WINDOW_MS)
+            if level < near.threshold_dbfs() or not agree:
                 self.stats.wake_words_far += 1
                 log.info(
-                    "wake word too far away (%.1f dBFS), ignored",
+                    "wake word too far away (%.1f dBFS, coherence %s), ignored",
                     level,
+                    "-" if coherence is None else f"{coherence:.2f}",
                     extra=fields(stage="engagement"),
                 )
                 return
@@ -205,15 +214,21 @@ class Engagement:
         rejection = near.rejections[-1]
         self.stats.near_field_rejected += 1
         log.debug(
-            "far-field speech ignored (%.1f dBFS, floor %.1f)",
+            "far-field speech ignored (%s: %.1f dBFS, floor %.1f, coherence %s)",
+            rejection.reason,
             rejection.level_dbfs,
             rejection.floor_dbfs,
+            "-" if rejection.coherence is None else f"{rejection.coherence:.2f}",
             extra=fields(stage="engagement"),
         )
-        self._reporter.event(
-            "near_field_rejected",
-            {"level_dbfs": rejection.level_dbfs, "floor_dbfs": rejection.floor_dbfs},
-        )
+        payload: dict[str, object] = {
+            "reason": rejection.reason,
+            "level_dbfs": rejection.level_dbfs,
+            "floor_dbfs": rejection.floor_dbfs,
+        }
+        if rejection.coherence is not None:
+            payload["coherence"] = rejection.coherence
+        self._reporter.event("near_field_rejected", payload)
 
     def _tick(self, at: float) -> None:
         if not self.engaged:

@@ -587,12 +587,18 @@ class Conversation:
                 "sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line"
             )
 
+    def forget_heard(self) -> None:
+        """Drop the utterance the front end has open, without a turn (no events)."""
+        self.parts.gate.reset()
+        if self.engagement is not None:
+            self.engagement.gate_reset()
+
     def _set_state(self, state: AgentState) -> None:
         if self.muted and state is not AgentState.MUTED:
             state = AgentState.MUTED
         if state is self.state:
             return
         if self.state is AgentState.SPEAKING and self._interruption.agent_stopped(now_ms()):
-            self.parts.gate.reset()  # whatever it heard while we spoke was us
+            self.forget_heard()  # whatever it heard while we spoke was us
         self.state = state
         self._reporter.state_changed(state)

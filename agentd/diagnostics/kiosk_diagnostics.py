@@ -103,8 +103,8 @@ class KioskDiagnostics:
             "capture": self.capture.health(),
         }
 
-    async def run_self_test(self) -> dict[str, object]:
-        report = await self.self_test.run()
+    async def run_self_test(self, visitor_level_dbfs: float | None = None) -> dict[str, object]:
+        report = await self.self_test.run(visitor_level_dbfs)
         self._notify("self_test", report.summary())
         return report.to_dict()
 
@@ -131,7 +131,7 @@ class KioskDiagnostics:
 
             def detach() -> None:
                 conversation.audio_tap = None
-                conversation.parts.gate.reset()  # its pre-roll predates the test
+                conversation.forget_heard()  # its pre-roll predates the test
 
             return detach
 

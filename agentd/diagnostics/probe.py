@@ -46,6 +46,13 @@ class Recording:
     played_energy: float = 0.0  # sum of squares of the probe as played (gain applied), at
     # rate_hz; 0 = take it from the reference (a device whose timestamps come in bursts,
     # like alsa's file plugin, overlaps chunks there and loses energy)
+    voice: bytes = b""  # the mic after the echo, while the operator spoke (near-field
+    # calibration, agentd.diagnostics.near_field_check); empty when nobody was asked
+
+    @property
+    def room(self) -> bytes:
+        """The mic before the probe played: the quiet room."""
+        return self.mic[: int(self.probe_start_ms * self.rate_hz / 1000) * 2]
 
     @property
     def duration_ms(self) -> float:

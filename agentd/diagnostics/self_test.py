@@ -1,11 +1,13 @@
 """The audio self-test: play a sweep, record the room, report and recommend.
 
-One implementation for `agentd test-hardware` (devices opened by the CLI) and MQTT
-`cmd/self_test` (the running kiosk's devices, mic taken from the conversation for the
-test's two seconds). `DeviceProbe` plays and records on any `PlaybackDevice` and any
-source of mic chunks; `run_self_test` analyses and recommends; `SelfTestService` is the
-daemon's side: refusal while a visitor is talking, one test at a time, the last result
-kept for `health` and written to the journal.
+With a visitor's level (spoken when `agentd test-hardware` asks, or given) it also
+calibrates the near-field gate (agentd.diagnostics.near_field_check). One implementation
+for `agentd test-hardware` (devices opened by the CLI) and MQTT `cmd/self_test` (the
+running kiosk's devices, mic taken from the conversation for the test's two seconds).
+`DeviceProbe` plays and records on any `PlaybackDevice` and any source of mic chunks;
+`run_self_test` analyses and recommends; `SelfTestService` is the daemon's side: refusal
+while a visitor is talking, one test at a time, the last result kept for `health` and
+written to the journal.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.ports import PlaybackDevice
 from agentd.config import Config
 from agentd.diagnostics import probe as p
+from agentd.diagnostics.near_field_check import NearFieldCheck, check_near_field, near_field_advice
 from agentd.errors import CommandError
 from agentd.events import AgentState
 from agentd.logs import fields
@@ -39,6 +42,7 @@ STRONG_ECHO_DB = -3.0  # echo within 3 dB of what was played: speaker next to th
 LONG_DELAY_MS = 250.0  # over this, barge-in replays and the echo model's window strain
 MAX_AUDIO_FACTOR = 4  # more audio than 4 x the test's length: the device is not paced
 
+Prompt = Callable[[], None]  # "say a sentence at the kiosk now"
 OnChunk = Callable[[AudioChunk], None]
 Attach = Callable[[OnChunk], Callable[[], None]]  # start delivering mic chunks; -> detach
 
@@ -61,6 +65,7 @@ class SelfTestReport:
     measurement: p.Measurement | None
     recommendations: tuple[Recommendation, ...]
     error: str = ""
+    near_field: NearFieldCheck | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -69,12 +74,13 @@ class SelfTestReport:
             "duration_ms": round(self.duration_ms),
             **(asdict(self.measurement) if self.measurement is not None else {}),
             "recommendations": [asdict(r) for r in self.recommendations],
+            "near_field": self.near_field.to_dict() if self.near_field is not None else None,
             **({"error": self.error} if self.error else {}),
         }
 
     def summary(self) -> dict[str, object]:
         """What `health` carries: the numbers Home Assistant's sensors show."""
-        m = self.measurement
+        m, near = self.measurement, self.near_field
         return {
             "ok": self.ok,
             "at_unix_s": round(self.at_unix_s, 1),
@@ -83,6 +89,8 @@ class SelfTestReport:
             "noise_floor_dbfs": m.noise_floor_dbfs if m else None,
             "clipped_percent": m.clipped_percent if m else None,
             "recommendations": len(self.recommendations),
+            "near_field_threshold_dbfs": near.threshold_dbfs if near else None,
+            "near_field_margin_db": near.visitor_margin_db if near else None,
             **({"error": self.error} if self.error else {}),
         }
 
@@ -98,14 +106,15 @@ class DeviceProbe:
         self.capture = capture
         self.gain = gain  # the playback volume the device applies (its set_volume)
 
-    async def record(self) -> p.Recording:
-        """Lead (noise only), the sweep, then until its last echo can have arrived."""
+    async def record(self, voice_ms: float = 0.0, prompt: Prompt | None = None) -> p.Recording:
+        """Lead (noise only), the sweep, then until its last echo can have arrived; then,
+        with `voice_ms`, `prompt()` and that much more audio (the operator speaking)."""
         loop = asyncio.get_running_loop()
         chunks: list[AudioChunk] = []
         lock = threading.Lock()
         progress = asyncio.Event()
 
-        limit_ms = p.record_ms() * MAX_AUDIO_FACTOR
+        limit_ms = (p.record_ms() + voice_ms) * MAX_AUDIO_FACTOR
         received = [0.0]  # ms of audio taken, guarded by `lock`
 
         def on_chunk(chunk: AudioChunk) -> None:  # capture thread or loop
@@ -148,11 +157,23 @@ class DeviceProbe:
                 return end >= tap.last_played_ms() + p.MAX_DELAY_MS + SETTLE_MS
 
             await until(echo_over)
+            with lock:
+                mark = len(chunks)
+            if voice_ms > 0:
+                if prompt is not None:
+                    prompt()
+
+                def voice_over() -> bool:
+                    with lock:
+                        return sum(c.duration_ms for c in chunks[mark:]) >= voice_ms
+
+                await until(voice_over)
         finally:
             detach()
         with lock:
             taken = list(chunks)
-        return self._recording(taken, sweep)
+        voice = b"".join(c.pcm for c in taken[mark:])
+        return replace(self._recording(taken[:mark], sweep), voice=voice)
 
     def _recording(self, chunks: list[AudioChunk], sweep: bytes) -> p.Recording:
         mic = b"".join(c.pcm for c in chunks)
@@ -173,23 +194,36 @@ class DeviceProbe:
         return p.Recording(mic, reference, rate_in, first / 2 / rate_in * 1000.0, played)
 
 
-async def run_self_test(probe: DeviceProbe, config: Config) -> SelfTestReport:
-    """Record and analyse within TIMEOUT_S; a device failure is a report, not a raise."""
+async def run_self_test(
+    probe: DeviceProbe,
+    config: Config,
+    *,
+    voice_ms: float = 0.0,
+    prompt: Prompt | None = None,
+    visitor_level_dbfs: float | None = None,
+) -> SelfTestReport:
+    """Record and analyse within TIMEOUT_S (plus `voice_ms` when the operator is asked
+    to speak); a device failure is a report, not a raise. Near-field advice never makes
+    the test fail: it is tuning, not a broken device."""
     started, wall = time.monotonic(), time.time()
+    limit_s = TIMEOUT_S + voice_ms / 1000.0
     try:
-        async with asyncio.timeout(TIMEOUT_S):
-            recording = await probe.record()
+        async with asyncio.timeout(limit_s):
+            recording = await probe.record(voice_ms, prompt)
         measurement = await asyncio.to_thread(
             p.analyse, recording, config.audio.vad, config.audio.capture.period_ms
         )
+        near = await asyncio.to_thread(check_near_field, recording, config, visitor_level_dbfs)
     except TimeoutError:
-        return _failed(wall, started, f"no result within {TIMEOUT_S:.0f} s (is the mic running?)")
+        return _failed(wall, started, f"no result within {limit_s:.0f} s (is the mic running?)")
     except Exception as exc:  # device errors come as plain exceptions from ALSA
         return _failed(wall, started, f"{type(exc).__name__}: {exc}")
     advice = tuple(recommend(measurement, config))
     ok = not any(r.key.startswith("audio.capture") for r in advice)
+    if measurement.mic_peak_dbfs > DEAD_MIC_DBFS:  # a dead mic has no room to calibrate on
+        advice += tuple(Recommendation(k, a) for k, a in near_field_advice(near, config))
     duration = (time.monotonic() - started) * 1000.0
-    return SelfTestReport(ok, wall, duration, measurement, advice)
+    return SelfTestReport(ok, wall, duration, measurement, advice, near_field=near)
 
 
 def _failed(wall: float, started: float, error: str) -> SelfTestReport:
@@ -309,8 +343,9 @@ class SelfTestService:
         self.running = False
         self.last: SelfTestReport | None = None
 
-    async def run(self) -> SelfTestReport:
-        """Raises CommandError (naming why) when it must not run now."""
+    async def run(self, visitor_level_dbfs: float | None = None) -> SelfTestReport:
+        """Raises CommandError (naming why) when it must not run now. A visitor's level
+        (dBFS) calibrates the near-field gate (nobody is asked to speak remotely)."""
         state = self._state()
         if state in BUSY_STATES and state is not None:
             raise CommandError(
@@ -320,7 +355,9 @@ class SelfTestService:
             raise CommandError("busy", "a self-test is already running")
         self.running = True
         try:
-            report = await run_self_test(self._probe(), self._config())
+            report = await run_self_test(
+                self._probe(), self._config(), visitor_level_dbfs=visitor_level_dbfs
+            )
         finally:
             self.running = False
         self.last = report
@@ -333,8 +370,16 @@ class SelfTestService:
 
 def log_report(report: SelfTestReport) -> None:
     """One journal line, STAGE=self_test, every number a field of its own."""
-    m = report.measurement
+    m, near = report.measurement, report.near_field
     numbers = asdict(m) if m is not None else {}
+    if near is not None:
+        numbers |= {
+            "near_field_floor_dbfs": near.noise_floor_dbfs,
+            "near_field_threshold_dbfs": near.threshold_dbfs,
+            "near_field_visitor_dbfs": near.visitor_level_dbfs,
+            "near_field_margin_db": near.visitor_margin_db,
+            "near_field_bystander_margin_db": near.bystander_margin_db,
+        }
     keys = ",".join(r.key for r in report.recommendations)
     log.log(
         logging.INFO if report.ok else logging.WARNING,

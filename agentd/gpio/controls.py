@@ -3,7 +3,7 @@
 Usage on the loop:
     controls = GpioControls(config.gpio, post=inbox.post)  # presses -> facts + commands
     controls.start()                     # GpioError if the hardware is unusable
-    controls.show_state(AgentState.IDLE)
+    controls.show_state(AgentState.IDLE, engaged=False)  # waiting; engaged: its own pattern
     await controls.raise_staff_call()    # on CallStaff
     controls.close()
 """
@@ -30,10 +30,12 @@ class GpioControls:
         config: GpioConfig,
         post: Callable[[object], None],
         *,
+        led_engaged: str = "",
         factory: Any = None,
         spi: Any = None,
     ) -> None:
         self.config = config
+        self.led_engaged = led_engaged  # engagement.led_engaged; "" = the driver's default
         self._post = post  # thread-safe: button facts and commands (conversation inbox)
         self.factory = factory  # injected (tests) or made in start() from config
         self._spi = spi  # injected fake SPI device for apa102 (tests)
@@ -53,7 +55,9 @@ class GpioControls:
             if self.factory is None:
                 self.factory = make_pin_factory(self.config.pin_factory)
             self.buttons = ButtonPanel(self.config.buttons, self.factory, self._post)
-            self.lights = StatusLights.from_config(self.config.leds, self.factory, spi=self._spi)
+            self.lights = StatusLights.from_config(
+                self.config.leds, self.factory, spi=self._spi, led_engaged=self.led_engaged
+            )
             if self.config.staff_call_pin >= 0:
                 from gpiozero import DigitalOutputDevice
 
@@ -67,10 +71,19 @@ class GpioControls:
             self.close()
             raise GpioError(f"gpio.staff_call_pin GPIO{self.config.staff_call_pin}: {exc}") from exc
 
-    def show_state(self, state: AgentState) -> None:
-        """Show the agent state on the LEDs (cheap, non-blocking; repeated states are no-ops)."""
+    def show_state(self, state: AgentState, engaged: bool = False) -> None:
+        """Show the agent state on the LEDs, idle while `engaged` as engaged (cheap,
+        non-blocking; repeated states are no-ops)."""
         if self.lights is not None:
-            self.lights.show(state)
+            self.lights.show(state, engaged)
+
+    def set_led_engaged(self, text: str) -> None:
+        """A reloaded engagement.led_engaged ("" = the driver's default), shown at once."""
+        from agentd.gpio.patterns import engaged_pattern
+
+        self.led_engaged = text
+        if self.lights is not None:
+            self.lights.set_engaged_pattern(engaged_pattern(text, colour=self.lights.driver.colour))
 
     def show_capture(self, active: bool) -> None:
         """Turn capture armed: the LEDs say so whatever the state (patterns.capture_variant)."""
@@ -103,6 +116,7 @@ class GpioControls:
                 "driver": self.config.leds.driver,
                 "count": self.lights.driver.count,
                 "state": str(self.lights.state) if self.lights.state else None,
+                "engaged": self.lights.engaged,
             }
         info["staff_call_pin"] = self.config.staff_call_pin if self._staff_out else None
         return info

@@ -3,14 +3,17 @@
 test-hardware runs the audio self-test (agentd.diagnostics.self_test, the same one MQTT
 `cmd/self_test` runs) on the configured playback and capture devices: a sweep out, the
 room back in, with echo delay and coupling, noise floor, mic level, clipping and advice
-naming the config key to change. Then it lights each LED in turn and waits (with a
-timeout) for each fitted button. It runs with `gpio.pin_factory = "mock"` too, which is
+naming the config key to change. Asked to (`voice_s`), it then prompts the installer to
+say a sentence at the kiosk and calibrates the near-field gate from it, or from a level
+the installer gives (`visitor_level_dbfs`). Then it lights each LED in turn and waits
+(with a timeout) for each fitted button. It runs with `gpio.pin_factory = "mock"` too, which is
 how the tests drive it; the device backends (`alsa`, or the simulator's) are passed in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import glob
 import threading
 import time
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.config import Config
+from agentd.diagnostics.near_field_check import NearFieldCheck
 from agentd.diagnostics.self_test import DeviceProbe, run_self_test
 from agentd.errors import AgentdError
 from agentd.events import LinkState
@@ -54,9 +58,15 @@ def test_hardware(
     spi: Any = None,
     backends: DeviceBackends = BUILTIN_BACKENDS,
     led_on_s: float = LED_ON_S,
+    voice_s: float = 0.0,
+    visitor_level_dbfs: float | None = None,
 ) -> int:
-    """Run every check, print one line per result; 0 if all passed, 1 otherwise."""
-    failures = _check_audio(config, out, backends)
+    """Run every check, print one line per result; 0 if all passed, 1 otherwise.
+
+    `voice_s` > 0: after the sweep, ask for a sentence and record it that long (the
+    near-field calibration); a given `visitor_level_dbfs` takes its place."""
+    voice_ms = 0.0 if visitor_level_dbfs is not None else voice_s * 1000.0
+    failures = _check_audio(config, out, backends, voice_ms, visitor_level_dbfs)
     if config.gpio.enabled:
         try:
             if factory is None:
@@ -77,7 +87,13 @@ def _say(out: TextIO, line: str) -> None:
     out.flush()
 
 
-def _check_audio(config: Config, out: TextIO, backends: DeviceBackends) -> int:
+def _check_audio(
+    config: Config,
+    out: TextIO,
+    backends: DeviceBackends,
+    voice_ms: float = 0.0,
+    visitor_level_dbfs: float | None = None,
+) -> int:
     """The audio self-test on freshly opened devices; one line per finding."""
     pb, cap = config.audio.playback, config.audio.capture
     _say(out, f"audio self-test: a sweep on {pb.device!r}, recording {cap.device!r} (stay quiet)")
@@ -94,7 +110,15 @@ def _check_audio(config: Config, out: TextIO, backends: DeviceBackends) -> int:
         return 1
     try:
         probe = _probe(audio, cap.rate_hz, pb.volume)
-        report = asyncio.run(run_self_test(probe, config))
+        ask = (
+            "say a sentence at the kiosk now, as a visitor would (about 1 m away), "
+            f"within {voice_ms / 1000:.0f} s"
+        )
+        prompt = functools.partial(_say, out, ask)  # said when the sweep's echo is over
+        report = asyncio.run(
+            run_self_test(probe, config, voice_ms=voice_ms, prompt=prompt,
+                          visitor_level_dbfs=visitor_level_dbfs)
+        )  # fmt: skip
     finally:
         audio.capture.close()
         audio.playback.close()
@@ -105,10 +129,28 @@ def _check_audio(config: Config, out: TextIO, backends: DeviceBackends) -> int:
     delay = f"{m.echo_delay_ms} ms, {m.echo_coupling_db} dB" if m.echo_detected else "none heard"
     _say(out, f"capture level {m.mic_rms_dbfs} dBFS, noise floor {m.noise_floor_dbfs} dBFS, "
               f"clipped {m.clipped_percent} %, echo {delay}")  # fmt: skip
+    if report.near_field is not None:
+        _say(out, near_field_line(report.near_field))
     for advice in report.recommendations:
         _say(out, f"ADVICE {advice.key}: {advice.advice}")
     _say(out, "OK audio" if report.ok else "FAIL audio (see ADVICE)")
     return 0 if report.ok else 1
+
+
+def near_field_line(near: NearFieldCheck) -> str:
+    """The near-field check in one line: room, threshold, visitor, both margins."""
+    head = (
+        f"near-field{'' if near.enabled else ' (off)'}: room {near.noise_floor_dbfs} dBFS, "
+        f"gate threshold {near.threshold_dbfs} dBFS"
+    )
+    if near.visitor_level_dbfs is None:
+        return f"{head}; {near.note}"
+    return (
+        f"{head}; visitor {near.visitor_level_dbfs} dBFS ({near.visitor_source}), margin "
+        f"{near.visitor_margin_db:+} dB; a bystander at 3 m, margin "
+        f"{near.bystander_margin_db:+} dB; calibrated: min_level_dbfs "
+        f"{near.recommended_min_level_dbfs}, min_snr_db {near.recommended_min_snr_db}"
+    )
 
 
 def _probe(audio: AudioDevices, rate_hz: int, gain: float) -> DeviceProbe:

@@ -3,7 +3,9 @@
 Every driver has one method, `render(pixels)`, with one RGB 0..1 triple per LED;
 `StatusLights` runs the pattern's animation on its own small thread (event-driven:
 steady patterns render once, blinks wake only at their edges, pulse/spin at 25 fps), so
-nothing ever sleeps on the asyncio loop. `show(state)` only swaps the pattern.
+nothing ever sleeps on the asyncio loop. `show(state, engaged=...)` only swaps the
+pattern: idle while a conversation is on (engaged) has its own pattern, so "waiting for
+someone (or the wake word)" and "engaged, waiting for your next words" look different.
 
 Drivers, chosen by `gpio.leds.driver`: gpio (on/off LEDs, gpiozero LEDBoard), pwm
 (dimmable, LEDBoard(pwm=True)), rgb (one RGBLED), apa102 (SPI ring, agentd.gpio.apa102),
@@ -25,6 +27,7 @@ from agentd.gpio.patterns import (
     Pattern,
     Rgb,
     capture_variant,
+    engaged_pattern,
     level_at,
     next_change_s,
     resolve_patterns,
@@ -162,9 +165,16 @@ def _make_apa102(config: LedsConfig, factory: Any, spi: Any) -> LedDriver:
 class StatusLights:
     """Shows the agent state on `driver`; one animation thread, `close()` idempotent."""
 
-    def __init__(self, driver: LedDriver, patterns: Mapping[AgentState, Pattern]) -> None:
+    def __init__(
+        self,
+        driver: LedDriver,
+        patterns: Mapping[AgentState, Pattern],
+        engaged: Pattern | None = None,
+    ) -> None:
         self.driver = driver
         self._patterns = dict(patterns)
+        self._engaged_pattern = engaged or engaged_pattern("", colour=driver.colour)
+        self._engaged = False  # engaged and idle: `_engaged_pattern` instead of idle's
         self._lock = threading.Lock()
         self._rendered = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -179,19 +189,40 @@ class StatusLights:
         self._thread.start()
 
     @classmethod
-    def from_config(cls, config: LedsConfig, factory: Any, *, spi: Any = None) -> StatusLights:
+    def from_config(
+        cls, config: LedsConfig, factory: Any, *, spi: Any = None, led_engaged: str = ""
+    ) -> StatusLights:
         driver = make_driver(config, factory, spi=spi)
-        return cls(driver, resolve_patterns(config.patterns, colour=driver.colour))
+        return cls(
+            driver,
+            resolve_patterns(config.patterns, colour=driver.colour),
+            engaged_pattern(led_engaged, colour=driver.colour),
+        )
 
     @property
     def state(self) -> AgentState | None:
         return self._state
 
-    def pattern_for(self, state: AgentState) -> Pattern:
-        pattern = self._patterns.get(state, OFF)
+    @property
+    def engaged(self) -> bool:
+        """Whether the engaged-and-idle pattern is what `state` shows now."""
+        return self._engaged
+
+    def pattern_for(self, state: AgentState, engaged: bool = False) -> Pattern:
+        if engaged and state is AgentState.IDLE:
+            pattern = self._engaged_pattern
+        else:
+            pattern = self._patterns.get(state, OFF)
         if self._capture:
             return capture_variant(pattern, colour=self.driver.colour)
         return pattern
+
+    def set_engaged_pattern(self, pattern: Pattern) -> None:
+        """A new engaged-and-idle pattern (engagement.led_engaged reloaded)."""
+        with self._lock:
+            self._engaged_pattern = pattern
+            if self._state is not None and not self._closed:
+                self._set(self.pattern_for(self._state, self._engaged))
 
     def set_capture(self, active: bool) -> None:
         """Show (or stop showing) that turn capture is armed, over any state."""
@@ -200,20 +231,22 @@ class StatusLights:
                 return
             self._capture = active
             if self._state is not None:
-                self._set(self.pattern_for(self._state))
+                self._set(self.pattern_for(self._state, self._engaged))
 
-    def show(self, state: AgentState) -> None:
-        """Switch to `state`'s pattern (no-op if already shown); never blocks on hardware."""
+    def show(self, state: AgentState, engaged: bool = False) -> None:
+        """Switch to `state`'s pattern, or while `engaged` and idle the engaged pattern
+        (no-op if already shown); never blocks on hardware."""
+        engaged = engaged and state is AgentState.IDLE
         with self._lock:
-            if self._closed or state == self._state:
+            if self._closed or (state == self._state and engaged == self._engaged):
                 return
-            self._state = state
-            self._set(self.pattern_for(state))
+            self._state, self._engaged = state, engaged
+            self._set(self.pattern_for(state, engaged))
 
     def show_pattern(self, pattern: Pattern) -> None:
         """Show an explicit pattern (test-hardware); `show()` of any state replaces it."""
         with self._lock:
-            self._state = None
+            self._state, self._engaged = None, False
             self._set(pattern)
 
     def _set(self, pattern: Pattern) -> None:

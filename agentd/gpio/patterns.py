@@ -33,12 +33,14 @@ COLOURS: dict[str, Rgb] = {
 
 # Piecewise-constant effects: (duration_s, level) segments repeated forever. Timings
 # are chosen so each reads differently on a single mono LED: blink 1 Hz even, fast_blink
-# 5 Hz (alarm), slow_blink a short flash every 2 s (standby), heartbeat a double flash.
+# 5 Hz (alarm), slow_blink a short flash every 2 s (standby), heartbeat a double flash,
+# wink the inverse of slow_blink (on, dark for 0.2 s every 2 s: attentive).
 SEGMENTS: dict[str, tuple[tuple[float, float], ...]] = {
     "blink": ((0.5, 1.0), (0.5, 0.0)),
     "fast_blink": ((0.1, 1.0), (0.1, 0.0)),
     "slow_blink": ((0.2, 1.0), (1.8, 0.0)),
     "heartbeat": ((0.1, 1.0), (0.15, 0.0), (0.1, 1.0), (1.15, 0.0)),
+    "wink": ((1.8, 1.0), (0.2, 0.0)),
 }
 STEADY: dict[str, float] = {"off": 0.0, "on": 1.0, "dim": 0.15}  # dim: 15 % of full
 CONTINUOUS = ("pulse", "spin")
@@ -64,6 +66,15 @@ COLOUR_DEFAULTS: dict[AgentState, str] = {
     AgentState.SPEAKING: "on green",
     AgentState.MUTED: "on red",
 }
+
+
+# Engaged but idle (issue 14: a conversation is on, the kiosk waits for the visitor's next
+# words; "waiting" - nobody engaged, e.g. waiting for the wake word - shows `idle`). It
+# must differ from idle and from every state, and on a mono LED also from the capture
+# variant (slow_blink), so "engaged" never reads as "recording" or back: a colour ring
+# slow-blinks white, a mono LED winks. `engagement.led_engaged` overrides both.
+ENGAGED_COLOUR_DEFAULT = "slow_blink white"
+ENGAGED_MONO_DEFAULT = "wink"
 
 
 # While turn capture is armed (agentd.diagnostics.capture) the kiosk must look different:
@@ -128,6 +139,12 @@ def resolve_patterns(overrides: Mapping[str, str], *, colour: bool) -> dict[Agen
     return {
         state: parse_pattern(text, f"gpio.leds.patterns.{state}") for state, text in texts.items()
     }
+
+
+def engaged_pattern(override: str, *, colour: bool) -> Pattern:
+    """The engaged-and-idle pattern: `override` (engagement.led_engaged) or the default."""
+    default = ENGAGED_COLOUR_DEFAULT if colour else ENGAGED_MONO_DEFAULT
+    return parse_pattern(override or default, "engagement.led_engaged")
 
 
 def capture_variant(pattern: Pattern, *, colour: bool) -> Pattern:

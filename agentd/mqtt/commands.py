@@ -47,7 +47,9 @@ class CommandTarget(Protocol):
     def status(self) -> dict[str, object]: ...
     async def set_prompt(self, prompt: str) -> None: ...  # persisted by the daemon
     async def restart(self) -> None: ...
-    async def self_test(self) -> dict[str, object]: ...  # raises CommandError("busy") if not now
+    async def self_test(  # raises CommandError("busy") if not now
+        self, visitor_level_dbfs: float | None = None
+    ) -> dict[str, object]: ...
     def effective_config(self) -> dict[str, object]: ...  # secrets as set/unset
     async def capture(self, turns: int) -> dict[str, object]: ...  # 0 = stop
     async def capture_get(
@@ -109,7 +111,10 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     "capture": ("turns",),
     "capture_get": (),
 }
-_OPTIONAL: dict[str, tuple[str, ...]] = {"capture_get": ("file", "offset", "length")}
+_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "capture_get": ("file", "offset", "length"),
+    "self_test": ("visitor_level_dbfs",),  # calibrates the near-field gate
+}
 COMMAND_NAMES = tuple(_SCHEMA)
 
 
@@ -189,7 +194,18 @@ def _check_args(name: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"turns": _integer(data["turns"], "turns", 0, MAX_CAPTURE_TURNS)}
     if name == "capture_get":
         return _capture_get_args(data)
+    if name == "self_test" and "visitor_level_dbfs" in data:
+        return {"visitor_level_dbfs": _level_dbfs(data["visitor_level_dbfs"])}
     return {}
+
+
+def _level_dbfs(value: Any) -> float:
+    """A level in dBFS (a visitor's, measured elsewhere): a number -80..0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CommandError("invalid", "'visitor_level_dbfs' must be a number -80..0")
+    if not math.isfinite(value) or not -80 <= value <= 0:
+        raise CommandError("invalid", f"'visitor_level_dbfs' must be -80..0, got {value!r}")
+    return float(value)
 
 
 def _capture_get_args(data: dict[str, Any]) -> dict[str, Any]:
@@ -228,7 +244,7 @@ async def dispatch(command: Command, target: CommandTarget) -> dict[str, object]
     elif name == "restart":
         await target.restart()
     elif name == "self_test":
-        return await target.self_test()
+        return await target.self_test(args.get("visitor_level_dbfs"))
     elif name == "config":
         # not scrubbed: keys like max_tokens are config, and secrets are never in it
         # (credentials come from $CREDENTIALS_DIRECTORY; the target lists them set/unset)

@@ -6,9 +6,12 @@ availability once at the root, every entity under `components` with its `platfor
 (https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload).
 Availability is the device's retained `status` topic (LWT, `online`/`offline`).
 
-Entities: the conversation state (an enum sensor), voice-to-voice latency, turns today;
+Entities: the conversation state and the engagement state (waiting / engaged; enum
+sensors, the engagement's reason and modes as attributes), voice-to-voice latency, turns today;
 diagnostic sensors (entity_category `diagnostic`) for errors, the last self-test's echo
-delay / echo coupling / noise floor / clipping, the config hash and the capture state;
+delay / echo coupling / noise floor / clipping / near-field margin (the visitor's level
+over the gate's threshold, unknown unless a level was given), the config hash and the
+capture state;
 a mute switch, a volume number (0..100 %), and buttons restart-conversation, test-speaker
 and self-test. All sensors read retained topics, so they survive a Home Assistant
 restart.
@@ -24,7 +27,7 @@ import json
 from dataclasses import dataclass
 
 from agentd.events import AgentState
-from agentd.mqtt.topics import STATUS_OFFLINE, STATUS_ONLINE, Topics
+from agentd.mqtt.topics import ENGAGEMENT_STATES, STATUS_OFFLINE, STATUS_ONLINE, Topics
 
 TEST_SPEAKER_TEXT = "This is a speaker test."
 ORIGIN_URL = "https://github.com/agentd/agentd"  # support_url shown in Home Assistant
@@ -122,6 +125,16 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
             "options": [s.value for s in AgentState],
             "icon": "mdi:account-voice",
         }),
+        ("sensor", "engagement", {
+            "name": "Engagement",
+            "state_topic": topics.engagement,
+            "value_template": "{{ value_json.state }}",
+            # attributes: reason, modes (HA drops the document's `state`: a blocked name)
+            "json_attributes_topic": topics.engagement,
+            "device_class": "enum",
+            "options": list(ENGAGEMENT_STATES),
+            "icon": "mdi:account-check",
+        }),
         ("sensor", "latency", {
             "name": "Last voice-to-voice latency",
             "state_topic": health,
@@ -153,6 +166,9 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
         ("sensor", "clipping", _diagnostic_sensor(
             "Self-test mic clipping", health, "self_test.clipped_percent",
             unit_of_measurement="%", state_class="measurement", icon="mdi:sine-wave")),
+        ("sensor", "near_field_margin", _diagnostic_sensor(
+            "Self-test near-field margin", health, "self_test.near_field_margin_db",
+            unit_of_measurement="dB", state_class="measurement", icon="mdi:account-voice")),
         ("sensor", "config_hash", _diagnostic_sensor(
             "Config hash", health, "config_hash", icon="mdi:file-cog-outline")),
         ("sensor", "capture", _diagnostic_sensor(

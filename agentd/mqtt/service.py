@@ -1,6 +1,6 @@
 """`MqttService`: the one object the daemon wires in for fleet management.
 
-It owns the link, publishes status/state/health/metrics/events, keeps Home Assistant
+It owns the link, publishes status/state/engagement/health/metrics/events, keeps Home Assistant
 discovery current, and runs remote commands one at a time (in arrival order) on the
 asyncio loop against the daemon's `CommandTarget`. Nothing here blocks start-up.
 """
@@ -71,6 +71,7 @@ class MqttService:
             COMMAND_QUEUE
         )
         self._last_state: AgentState | None = None
+        self._last_engagement: str | None = None  # the retained engagement document (JSON)
         self._started_at = time.monotonic()
         self._day = datetime.date.today()
         self.turns_today = 0
@@ -138,6 +139,18 @@ class MqttService:
             return
         self._last_state = state
         self._publish(self.topics.state, t.state_payload(state), t.QOS_STATE, retain=True)
+
+    def publish_engagement(self, document: Mapping[str, object]) -> None:
+        """`engagement` {state, reason, modes}: retained, on change only, again on connect.
+
+        Its own topic rather than a field of `state`: `state` is the bare enum value that
+        Home Assistant and operators' scripts read unparsed, so it stays as it is.
+        """
+        payload = t.json_payload(document)
+        if payload == self._last_engagement:
+            return
+        self._last_engagement = payload
+        self._publish(self.topics.engagement, payload, t.QOS_STATE, retain=True)
 
     def publish_turn_metrics(self, metrics: TurnMetrics) -> None:
         """One message per turn; also refreshes the health snapshot HA reads."""
@@ -222,6 +235,9 @@ class MqttService:
         self.publish_discovery()
         if self._last_state is not None and self._link is not None:
             self._link.publish(self.topics.state, self._last_state.value, qos=1, retain=True)
+        if self._last_engagement is not None and self._link is not None:
+            self._link.publish(self.topics.engagement, self._last_engagement, qos=t.QOS_STATE,
+                               retain=True)  # fmt: skip
         self.publish_health()
 
     def publish_discovery(self) -> None:

@@ -4,6 +4,7 @@
 |-----------------------|-----|--------|----------------------------------------------------------|
 | status                | 1   | yes    | last will + "online": a late subscriber sees liveness     |
 | state                 | 1   | yes    | latest state wins; dashboards need it after they connect  |
+| engagement            | 1   | yes    | waiting/engaged (JSON): state too, so retained like state |
 | health                | 0   | yes    | periodic snapshot: a lost one is replaced N seconds later |
 | metrics/turn          | 1   | no     | one record per turn: each matters, history is not state   |
 | event/<name>          | 1   | no     | button, staff_call, fault: must arrive, must not replay   |
@@ -29,6 +30,9 @@ from agentd.events import AgentState, TurnMetrics
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 EVENT_NAMES = ("button", "staff_call", "fault")
+# The values of agentd.conversation.engagement.EngagementState (a test keeps them equal;
+# not imported, so the MQTT layer does not pull in the audio front end).
+ENGAGEMENT_STATES = ("waiting", "engaged")
 QOS_STATE = QOS_EVENT = QOS_METRICS = QOS_REPLY = QOS_STATUS = 1
 QOS_HEALTH = 0
 _THERMAL_GLOB = "thermal_zone*/temp"
@@ -71,6 +75,10 @@ class Topics:
     @property
     def state(self) -> str:
         return f"{self.root}/state"
+
+    @property
+    def engagement(self) -> str:
+        return f"{self.root}/engagement"
 
     @property
     def health(self) -> str:

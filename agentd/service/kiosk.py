@@ -190,18 +190,19 @@ class Kiosk:
                 loop=loop,
                 on_link_changed=self._emit,
             )
-            self.reporting.mqtt = self.mqtt
+            self.reporting.attach_mqtt(self.mqtt)  # before start: retained on connect
             self.mqtt.start()
         if config.gpio.enabled and self.gpio is None:
             from agentd.gpio.controls import GpioControls
 
-            gpio = GpioControls(config.gpio, self.post)
+            gpio = GpioControls(config.gpio, self.post, led_engaged=config.engagement.led_engaged)
             try:
                 gpio.start()
             except AgentdError as exc:
                 self.reporting.fault(FaultRaised(exc.error_kind, str(exc)))
             else:
-                self.gpio = self.reporting.gpio = gpio
+                self.gpio = gpio
+                self.reporting.attach_gpio(gpio)
 
     async def stop(self) -> None:
         """Close everything; each step bounded so shutdown fits systemd's budget."""
@@ -221,14 +222,14 @@ class Kiosk:
 
     async def _stop_mqtt(self) -> None:
         mqtt, self.mqtt = self.mqtt, None
-        self.reporting.mqtt = None
+        self.reporting.attach_mqtt(None)
         if mqtt is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(mqtt.stop(), CLOSE_STEP_S)
 
     def _stop_gpio(self) -> None:
         gpio, self.gpio = self.gpio, None
-        self.reporting.gpio = None
+        self.reporting.attach_gpio(None)
         if gpio is not None:
             gpio.close()
 
@@ -267,14 +268,12 @@ class Kiosk:
 
     def _build_engagement(self, config: Config) -> Engagement:
         """The engagement policy; a bad wake-word model is a ConfigError (exit 78)."""
-        from agentd.gpio.patterns import parse_pattern
-
         engagement = engagement_from_config(
             config.engagement, self.reporting, config.audio.capture.rate_hz
         )
-        self.reporting.engaged_pattern = parse_pattern(
-            config.engagement.led_engaged, "engagement.led_engaged"
-        )
+        self.reporting.engagement_modes = tuple(config.engagement.modes)
+        if self.gpio is not None:
+            self.gpio.set_led_engaged(config.engagement.led_engaged)
         if self.conversation is not None:  # a reload: the new policy takes over the hooks
             conversation = self.conversation
             engagement.on_end = conversation.end_conversation

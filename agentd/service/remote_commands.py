@@ -32,7 +32,7 @@ class Supervisor(Protocol):
 class Diagnostics(Protocol):
     """What the diagnostics commands need (agentd.diagnostics.kiosk_diagnostics)."""
 
-    async def run_self_test(self) -> dict[str, object]: ...
+    async def run_self_test(self, visitor_level_dbfs: float | None = None) -> dict[str, object]: ...
 
     def effective_config(self) -> dict[str, object]: ...
 
@@ -109,8 +109,8 @@ class RemoteCommands:
             RESTART_REPLY_GRACE_S, self._supervisor.request_stop, self._restart_exit_code
         )
 
-    async def self_test(self) -> dict[str, object]:
-        return await self._diagnostics.run_self_test()
+    async def self_test(self, visitor_level_dbfs: float | None = None) -> dict[str, object]:
+        return await self._diagnostics.run_self_test(visitor_level_dbfs)
 
     def effective_config(self) -> dict[str, object]:
         return self._diagnostics.effective_config()

@@ -21,7 +21,6 @@ from agentd.logs import fields
 if TYPE_CHECKING:
     from agentd.conversation.engagement import EngagementState
     from agentd.gpio.controls import GpioControls
-    from agentd.gpio.patterns import Pattern
     from agentd.mqtt.service import MqttService
     from agentd.service.sdnotify import Notifier
 
@@ -48,8 +47,9 @@ class Reporting:
         self.gpio: GpioControls | None = None
         self.staff_caller: StaffCaller | None = None
         self.health_extras: Callable[[], dict[str, object]] = dict
-        self.engagement: str = ""  # "waiting" / "engaged"; "" without an engagement policy
-        self.engaged_pattern: Pattern | None = None  # LEDs while engaged and idle
+        self.engagement: str = ""  # "waiting" / "engaged"; "" until the policy reports
+        self.engagement_reason = ""
+        self.engagement_modes: tuple[str, ...] = ()  # engagement.modes, for the document
 
     # --- links ------------------------------------------------------------------------
 
@@ -88,23 +88,39 @@ class Reporting:
         gpio, state = self.gpio, self.state
         if gpio is None or state is None:
             return
-        engaged_idle = self.engagement == "engaged" and state is AgentState.IDLE
-        if engaged_idle and self.engaged_pattern is not None and gpio.lights is not None:
-            gpio.lights.show_pattern(self.engaged_pattern)
-        else:
-            gpio.show_state(state)
+        gpio.show_state(state, engaged=self.engagement == "engaged")
+
+    def attach_mqtt(self, mqtt: MqttService | None) -> None:
+        """The MQTT service (None: detached); it gets the current engagement to retain.
+
+        Call before `mqtt.start()`: the document is then published on connect, once.
+        """
+        self.mqtt = mqtt
+        if mqtt is not None and self.engagement:
+            mqtt.publish_engagement(self.engagement_document())
+
+    def attach_gpio(self, gpio: GpioControls | None) -> None:
+        """The GPIO controls (None: detached); the LEDs show the current state at once."""
+        self.gpio = gpio
+        self._show_lights()
+
+    def engagement_document(self) -> dict[str, object]:
+        """The retained MQTT `engagement` document (Home Assistant's engagement entity)."""
+        return {
+            "state": self.engagement or None,
+            "reason": self.engagement_reason,
+            "modes": list(self.engagement_modes),
+        }
 
     def engagement_changed(self, state: EngagementState, reason: str) -> None:
-        """Waiting / engaged: journal (STAGE=engagement), MQTT event, LEDs, observers.
-
-        The MQTT `state` document should carry `engagement` too (agentd/mqtt is not
-        reporting's to change; `engagement` is here for it to read).
-        """
-        self.engagement = state.value
+        """Waiting / engaged: journal (STAGE=engagement), MQTT event and retained
+        `engagement` document, LEDs, observers."""
+        self.engagement, self.engagement_reason = state.value, reason
         log.info("engagement %s (%s)", state.value, reason, extra=fields(stage="engagement"))
         payload: dict[str, object] = {"state": state.value, "reason": reason}
         if self.mqtt is not None:
             self.mqtt.publish_event("engagement", payload)
+            self.mqtt.publish_engagement(self.engagement_document())
         self._show_lights()
         self._notify("engagement", payload)
 

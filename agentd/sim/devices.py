@@ -49,6 +49,12 @@ def open_sim_capture(
     sim = config.audio.sim
     if not sim.scenario:
         raise ConfigError("audio.sim.scenario", "the sim mic needs a scenario file")
+    mics = config.audio.capture.mic_channels()
+    room = None
+    if mics:  # the profile has a mic array: the scenario is heard through a room
+        from agentd.sim.room import Room, RoomRenderer, array_for
+
+        room = RoomRenderer(Room(rate_hz=config.audio.capture.rate_hz), array_for(len(mics)))
     return SimMic(
         load_scenario(sim.scenario),
         fmt=AudioFormat(config.audio.capture.rate_hz),
@@ -58,4 +64,5 @@ def open_sim_capture(
         echo_db=sim.echo_db if sim.echo_db > -100 else None,
         echo_delay_ms=sim.echo_delay_ms,
         on_link=lambda state, detail: bridges.link_changed("capture", state, detail),
+        room=room,
     )

@@ -10,12 +10,18 @@ visitor, footsteps, and a steady room tone. Bystanders sometimes say "okay" - as
 do - and pass close enough to trip a PIR (`passer_by` presence pulses).
 
 Reproducible: one seeded `random.Random`; the same seed gives the same lobby.
+
+With `room` (a RoomMixer, agentd.sim.lobby_room) the same script is heard by a mic array:
+every sound is placed at a distance for its kind and rendered through the room model;
+`pcm` is then the channels' mix and `array` the mics.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -105,6 +111,8 @@ class Lobby:
     spans: list[Span] = field(default_factory=list)
     visitors: list[Visitor] = field(default_factory=list)
     presence: list[tuple[float, bool]] = field(default_factory=list)  # (at_ms, present)
+    array: bytes = b""  # a mic array's channels, interleaved (build_lobby with a room)
+    array_channels: int = 0
 
     @property
     def duration_ms(self) -> float:
@@ -136,35 +144,65 @@ def voiced_end_ms(pcm: bytes) -> float:
     return end / 2 / RATE * 1000
 
 
+class Mixer(Protocol):
+    """Where the lobby's sounds go: one mic, or a mic array in a room (lobby_room)."""
+
+    def add(self, signal: np.ndarray, at_ms: float, source: str = "") -> float: ...
+
+    def add_room_tone(self, loop: np.ndarray) -> None: ...
+
+    def output(self, lobby: Lobby) -> None: ...
+
+
 class _Mixer:
     def __init__(self, duration_ms: float) -> None:
         self.samples = np.zeros(int(duration_ms * RATE / 1000), dtype=np.float32)
 
-    def add(self, signal: np.ndarray, at_ms: float) -> float:
-        """Mix in at `at_ms`; returns the end (ms)."""
+    def add(self, signal: np.ndarray, at_ms: float, source: str = "") -> float:
+        """Mix in at `at_ms`; returns the end (ms). `source`: what makes the sound."""
         start = int(at_ms * RATE / 1000)
         piece = signal[: max(0, len(self.samples) - start)]
         self.samples[start : start + len(piece)] += piece
         return at_ms + len(signal) / RATE * 1000
+
+    def add_room_tone(self, loop: np.ndarray) -> None:
+        reps = -(-len(self.samples) // len(loop))
+        self.samples += np.tile(loop, reps)[: len(self.samples)]
+
+    def output(self, lobby: Lobby) -> None:
+        lobby.pcm = np.clip(self.samples, -32768, 32767).astype("<i2").tobytes()
+
+
+# sox seeds its noise generators from the clock unless run with -R (repeatable): without
+# it a door slam, a step or a plucked note differ from run to run and so would the lobby.
+REPEATABLE = ["-R"]
 
 
 def _chord(notes: tuple[str, ...], seconds: float) -> bytes:
     effects = ["synth", f"{seconds:.2f}"]
     for note in notes:
         effects += ["pluck", note]
-    return sox_to_raw(["-n"], b"", RATE, effects)
+    return sox_to_raw(["-n"], b"", RATE, effects, REPEATABLE)
 
 
 def door_slam() -> bytes:
     """A slamming door: a 300 ms brown-noise burst, sharp attack, quick decay."""
     return sox_to_raw(
-        ["-n"], b"", RATE, ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"]
+        ["-n"],
+        b"",
+        RATE,
+        ["synth", "0.30", "brownnoise", "fade", "q", "0.003", "0.30", "0.26"],
+        REPEATABLE,
     )
 
 
 def _step() -> bytes:
     return sox_to_raw(
-        ["-n"], b"", RATE, ["synth", "0.05", "brownnoise", "fade", "q", "0.002", "0.05", "0.04"]
+        ["-n"],
+        b"",
+        RATE,
+        ["synth", "0.05", "brownnoise", "fade", "q", "0.002", "0.05", "0.04"],
+        REPEATABLE,
     )
 
 
@@ -173,23 +211,22 @@ def build_lobby(
     *,
     seed: int = 14,
     visitors_per_hour: float = 40.0,
+    room: Callable[[float], Mixer] | None = None,
     wake_phrase: str = WAKE_PHRASE,
 ) -> Lobby:
-    """Render `minutes` of lobby with its script (see the module docstring); visitors who
-    use the wake word say `wake_phrase` (the phrase of the model under test)."""
+    """Render `minutes` of lobby with its script (see the module docstring); `room`
+    makes the mixer of a mic array for that duration (ms); visitors who use the wake word
+    say `wake_phrase` (the phrase of the model under test)."""
     rng = random.Random(seed)
     duration = minutes * 60_000
-    mixer = _Mixer(duration)
+    mixer: Mixer = _Mixer(duration) if room is None else room(duration)
     tone = render_noise(10_000, RATE, ROOM_TONE_DBFS, seed=0)
-    loop = np.frombuffer(tone, dtype="<i2").astype(np.float32)
-    reps = -(-len(mixer.samples) // len(loop))
-    mixer.samples += np.tile(loop, reps)[: len(mixer.samples)]
+    mixer.add_room_tone(np.frombuffer(tone, dtype="<i2").astype(np.float32))
     lobby = Lobby(b"")
     _visitors(lobby, mixer, rng, duration, visitors_per_hour, wake_phrase=wake_phrase)
     busy = [(v.arrive_ms - 3000, v.leave_ms + 1000) for v in lobby.visitors]
     _background(lobby, mixer, rng, duration, busy)
-    clipped = np.clip(mixer.samples, -32768, 32767).astype("<i2")
-    lobby.pcm = clipped.tobytes()
+    mixer.output(lobby)
     lobby.spans.sort(key=lambda s: s.start_ms)
     lobby.presence.sort()
     return lobby
@@ -197,7 +234,7 @@ def build_lobby(
 
 def _visitors(
     lobby: Lobby,
-    mixer: _Mixer,
+    mixer: Mixer,
     rng: random.Random,
     duration: float,
     per_hour: float,
@@ -225,13 +262,15 @@ def _visitors(
                 wake_end = start + end
                 pcm = wake_pcm[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32) + pcm
                 said = f"{wake_phrase}, {line}"
-            end_ms = mixer.add(at_level(pcm, VISITOR_DBFS + rng.uniform(-3, 3)), start)
+            level = VISITOR_DBFS + rng.uniform(-3, 3)
+            end_ms = mixer.add(at_level(pcm, level), start, f"visitor{index}")
             voiced_end = start + voiced_end_ms(pcm)
             lobby.spans.append(Span("visitor", start, voiced_end, said, index))
             at = end_ms + rng.uniform(3000, 5000)  # the kiosk answers, then the follow-up
         leave = at + 1000
         for step_at in np.arange(arrive, arrive + 2000, 500):
-            mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB + 6), float(step_at))
+            step = at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB + 6)
+            mixer.add(step, float(step_at), f"visitor{index}")
         lobby.visitors.append(Visitor(arrive, leave, wake, presence, wake_end, voice, wpm))
         if presence:
             lobby.presence += [(arrive + 1000, True), (leave + 1500, False)]
@@ -239,7 +278,7 @@ def _visitors(
 
 def _background(
     lobby: Lobby,
-    mixer: _Mixer,
+    mixer: Mixer,
     rng: random.Random,
     duration: float,
     busy: list[tuple[float, float]],
@@ -252,22 +291,22 @@ def _background(
         elif kind == "tv":
             line = rng.choice(TV_LINES)
             pcm = render_speech(line, RATE, "en-gb+m3", wpm=175)
-            end = mixer.add(at_level(pcm, VISITOR_DBFS + TV_SPEECH_REL_DB), at)
+            end = mixer.add(at_level(pcm, VISITOR_DBFS + TV_SPEECH_REL_DB), at, "tv")
             lobby.spans.append(Span("tv", at, end, line))
             at = end
         elif kind == "music":
             start = at
             for chord in rng.sample(CHORDS, len(CHORDS)) * 2:
-                at = mixer.add(at_level(_chord(chord, 0.6), VISITOR_DBFS + MUSIC_REL_DB), at)
+                at = mixer.add(at_level(_chord(chord, 0.6), VISITOR_DBFS + MUSIC_REL_DB), at, "tv")
             lobby.spans.append(Span("music", start, at))
         elif kind == "door":
-            end = mixer.add(at_level(door_slam(), VISITOR_DBFS + DOOR_REL_DB), at)
+            end = mixer.add(at_level(door_slam(), VISITOR_DBFS + DOOR_REL_DB), at, "door")
             lobby.spans.append(Span("door", at, end))
             at = end
         else:
             start = at
             for _ in range(rng.randint(6, 14)):
-                mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB), at)
+                mixer.add(at_level(_step(), VISITOR_DBFS + FOOTSTEP_REL_DB), at, f"steps{start}")
                 at += rng.uniform(450, 600)
             lobby.spans.append(Span("footsteps", start, at))
             if rng.random() < 0.3 and not any(a <= start <= b for a, b in busy):
@@ -276,13 +315,15 @@ def _background(
         at += rng.uniform(1000, 6000)
 
 
-def _conversation(lobby: Lobby, mixer: _Mixer, rng: random.Random, at: float) -> float:
+def _conversation(lobby: Lobby, mixer: Mixer, rng: random.Random, at: float) -> float:
     rel = rng.choice(BYSTANDER_REL_DB)
     voices = rng.sample(BYSTANDER_VOICES, 2)
+    at0 = at  # one conversation, two people standing still
     for n in range(rng.randint(2, 5)):
         line = rng.choice(BYSTANDER_LINES)
         pcm = render_speech(line, RATE, voices[n % 2])
-        end = mixer.add(at_level(pcm, VISITOR_DBFS + rel + rng.uniform(-2, 2)), at)
+        level = VISITOR_DBFS + rel + rng.uniform(-2, 2)
+        end = mixer.add(at_level(pcm, level), at, f"bystander{voices[n % 2]}@{at0:.0f}")
         lobby.spans.append(Span("bystander", at, at + voiced_end_ms(pcm), line))
         at = end + rng.uniform(200, 900)
     return at

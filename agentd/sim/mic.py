@@ -12,6 +12,9 @@ Each turn is said with its pauses (`agentd.sim.visitor`: commas, sentence ends,
 hesitations `|` / `<pause 700>`, or a recorded `wav`); `spans` holds the ground truth of
 every turn on the frame clock: onset, every pause inside it, its true end.
 Faults for tests: `inject_stall`, `inject_xrun`, `inject_device_lost`.
+With a `room` (a RoomRenderer: the profile has a mic array) it is the array: every turn
+is heard through the room from its `distance_m` and the room tone is diffuse, the loop
+gets the channels' mix as `pcm` and the mics as `AudioChunk.array`, as from AlsaCapture.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agentd.audio import dsp
 from agentd.audio.device_thread import DeviceStats, OnLink, report
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.events import LinkState, now_ms
+from agentd.sim.room import RoomRenderer, room_noise, room_turn
 from agentd.sim.scenario import Scenario
 from agentd.sim.speaker import SimSpeaker
 from agentd.sim.visitor import RenderedTurn, render_turn, spoken, voice_bounds
@@ -67,6 +71,7 @@ class SimMic:
         echo_delay_ms: float = 40.0,
         on_link: OnLink | None = None,
         speech: list[bytes] | None = None,
+        room: RoomRenderer | None = None,
     ) -> None:
         from agentd.sim.speech import render_noise
 
@@ -95,6 +100,16 @@ class SimMic:
             if speech
             else [render_turn(t, self.format) for t in scenario.turns]
         )
+        self.room = room
+        self._frame_fmt = self.format  # what frames() yields: mono, or the array's mics
+        if room is not None:
+            self._frame_fmt = AudioFormat(self.format.rate_hz, room.array.channels)
+            self._noise = room_noise(room, NOISE_LOOP_MS, scenario.noise_db)
+            self._speech = [
+                replace(r, pcm=room_turn(room, r.pcm, t.distance_m, t.azimuth_deg))
+                for r, t in zip(self._speech, scenario.turns, strict=False)
+            ]
+        self._frame_period = self._frame_fmt.bytes_for_ms(period_ms)
         self._faults: deque[tuple[str, float]] = deque()
         self._fault_started = False
         self.t0_ms = 0.0
@@ -172,13 +187,20 @@ class SimMic:
                 delay = wall0 + (index + 1) * self.period_ms / 1000 - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
-            frame = self._mix_echo(clean, at)
+            frame, mics = clean, None
+            if self.room is not None:
+                mics, frame = clean, dsp.to_mono(clean, self._frame_fmt.channels)
+            echo = self._echo(at, len(frame))
+            if echo:  # the kiosk's own speaker: a near source, the same at every mic
+                frame = dsp.mix(frame, echo)
+                mics = mics and dsp.mix(mics, _upmixed(echo, self._frame_fmt.channels))
             if self.speaker is not None:
                 self.speaker.record_mic(frame, at)
             if self._fault_blocks():
                 continue
             self.stats.frames += len(frame) // self.format.bytes_per_frame
-            on_frame(AudioChunk(frame, self.format, at))
+            array = AudioChunk(mics, self._frame_fmt, at) if mics else None
+            on_frame(AudioChunk(frame, self.format, at, array))
 
     def _fault_blocks(self) -> bool:
         """Apply the current injected fault; True = this frame is not delivered."""
@@ -204,21 +226,23 @@ class SimMic:
             report(self._on_link, self.name, self.state, "sim device back")
         return True
 
-    def _mix_echo(self, frame: bytes, at: float) -> bytes:
+    def _echo(self, at: float, size: int) -> bytes:
+        """The speaker's output reaching the mic now (mono, `size` bytes), b"" if none;
+        advances the linked speaker one period either way."""
         if self.speaker is None:
-            return frame
+            return b""
         played = self.speaker.advance(at)
         if not self._echo_gain:
-            return frame
+            return b""
         played = played or bytes(self._period)
         if not self._echo_line:
             self._echo_line = bytearray(self._echo_delay)
         self._echo_line += played
-        echo = bytes(self._echo_line[: len(frame)])
-        del self._echo_line[: len(frame)]
+        echo = bytes(self._echo_line[:size])
+        del self._echo_line[:size]
         if not any(echo):
-            return frame
-        return dsp.mix(frame, dsp.apply_gain(echo, self._echo_gain))
+            return b""
+        return dsp.apply_gain(echo, self._echo_gain)
 
     def frames(self) -> Iterator[bytes]:
         """The mic signal, one period at a time (noise, speech turns, waits, tail)."""
@@ -227,7 +251,7 @@ class SimMic:
 
         def noise() -> bytes:
             nonlocal noise_pos
-            size = self._period
+            size = self._frame_period
             if noise_pos + size > len(self._noise):
                 noise_pos = 0
             chunk = self._noise[noise_pos : noise_pos + size]
@@ -250,16 +274,16 @@ class SimMic:
             self.spans.append(
                 SpeechSpan(
                     turn.visitor,
-                    at + _onset_offset_ms(speech, self.format),
-                    at + self.format.duration_ms(len(speech)),
+                    at + _onset_offset_ms(speech, self._frame_fmt),
+                    at + self._frame_fmt.duration_ms(len(speech)),
                     at + rendered.voice_end_ms,
                     tuple((at + a, at + b) for a, b in rendered.pauses),
                     rendered.mid_sentence,
                 )
             )
-            for k in range(0, len(speech), self._period):
-                part = speech[k : k + self._period]
-                part += bytes(self._period - len(part))
+            for k in range(0, len(speech), self._frame_period):
+                part = speech[k : k + self._frame_period]
+                part += bytes(self._frame_period - len(part))
                 yield dsp.mix(noise(), part)
                 clock += self.period_ms
             reply_started = None
@@ -281,6 +305,13 @@ class SimMic:
                 waited += self.period_ms
         for _ in range(int(self.scenario.tail_ms // self.period_ms)):
             yield noise()
+
+
+def _upmixed(mono: bytes, channels: int) -> bytes:
+    """The same signal on every channel, interleaved."""
+    import numpy as np
+
+    return np.repeat(np.frombuffer(mono, dtype="<i2"), channels).tobytes()
 
 
 def _onset_offset_ms(speech: bytes, fmt: AudioFormat) -> float:

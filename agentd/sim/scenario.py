@@ -11,6 +11,7 @@ A scenario is TOML::
     tool = "opening_hours"      # optional: the LLM emulator first calls this tool
     tool_arguments = { day = "tomorrow" }
     barge_in_after_ms = 0       # >0: visitor speaks again this long after the reply starts
+    distance_m = 0.7            # with a sim mic array only: where the talker stands
     [[fault]]                   # optional device faults for the simulated mic
     at_ms = 5000
     kind = "stall"              # stall | xrun | lost
@@ -45,6 +46,10 @@ class ScenarioTurn:
     tool_arguments: dict[str, Any] = field(default_factory=dict)
     barge_in_after_ms: int = 0
     wav: str = ""  # optional recorded utterance instead of espeak-ng (relative: to the file)
+    # Where the talker stands, heard only by a simulated mic array (agentd.sim.room):
+    # a visitor at the kiosk by default; 3-5 m is a bystander across the lobby.
+    distance_m: float = 0.7
+    azimuth_deg: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,8 +165,8 @@ class RecordingTarget:
     async def restart(self) -> None:
         self.calls.append(("restart", None))
 
-    async def self_test(self) -> dict[str, object]:
-        self.calls.append(("self_test", None))
+    async def self_test(self, visitor_level_dbfs: float | None = None) -> dict[str, object]:
+        self.calls.append(("self_test", visitor_level_dbfs))
         return {"ok": True, "echo_delay_ms": 40.0}
 
     def effective_config(self) -> dict[str, object]:

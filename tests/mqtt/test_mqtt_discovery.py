@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from agentd.conversation.engagement import EngagementState
 from agentd.events import AgentState, LinkState
 from agentd.mqtt import MqttService
 from agentd.mqtt.commands import COMMAND_NAMES, parse_command
@@ -123,7 +124,8 @@ PER_PLATFORM: dict[str, tuple[list[str], dict[str, Any]]] = {
     }),
 }  # fmt: skip
 DIAGNOSTIC = {"latency", "errors", "echo_delay", "echo_coupling", "noise_floor", "clipping",
-              "config_hash", "capture", "self_test", "test_speaker"}  # fmt: skip
+              "near_field_margin", "config_hash", "capture", "self_test",
+              "test_speaker"}  # fmt: skip
 
 
 def schema_for(platform: str) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     assert config["origin"]["name"] == "agentd" and config["origin"]["sw_version"] == "0.1.0"
     components = config["components"]
     platforms = sorted(c["platform"] for c in components.values())
-    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 10 + ["switch"]
+    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 12 + ["switch"]
     for object_id, entity in components.items():
         jsonschema.validate(entity, schema_for(entity["platform"]))
         assert re.fullmatch(r"[\w-]+", object_id)
@@ -160,6 +162,11 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     unique = [c["unique_id"] for c in components.values()]
     assert len(set(unique)) == len(unique)
     assert components["state"]["options"] == [s.value for s in AgentState]
+    engagement = components["engagement"]
+    assert engagement["options"] == [s.value for s in EngagementState]
+    assert engagement["device_class"] == "enum"
+    assert engagement["state_topic"] == engagement["json_attributes_topic"] == TOPICS.engagement
+    assert engagement["value_template"] == "{{ value_json.state }}"
     assert components["self_test"]["command_topic"] == TOPICS.cmd("self_test")
 
 
@@ -194,7 +201,8 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
         "last_voice_to_voice_ms": 812.0, "turns_today": 3, "errors_today": 0,
         "volume_percent": 60, "config_hash": "0123456789abcdef",
         "self_test": {"echo_delay_ms": 42.0, "echo_coupling_db": -18.5,
-                      "noise_floor_dbfs": -61.0, "clipped_percent": 0.0},
+                      "noise_floor_dbfs": -61.0, "clipped_percent": 0.0,
+                      "near_field_margin_db": 8.5},
         "capture": {"armed_turns": 2},
     }  # fmt: skip
     for entity in config["components"].values():
@@ -210,6 +218,9 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
             for payload in sent:
                 if payload is not None:
                     parse_command(name, payload.encode(), max_bytes=4096, allow_dangerous=False)
+        if entity.get("state_topic") == TOPICS.engagement:
+            document = {"state": "engaged", "reason": "wake_word", "modes": ["wake_word"]}
+            assert _render(entity["value_template"], document) in entity["options"]
         if entity.get("state_topic") == TOPICS.health:
             rendered = _render(entity["value_template"], health_doc)
             assert rendered not in ("", "None"), entity
