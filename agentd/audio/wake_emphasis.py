@@ -11,7 +11,7 @@ missed was said over bystander speech or music (docs/engagement.md, "Wake word")
 Only the detector's copy changes; the gate, STT and the recording get the audio as captured.
 
 Off by default (`engagement.wake_word.near_field_emphasis`): measured in the 30-minute
-lobby it hears 92 of 100 mixed-in wake words against 87 without, but it also cuts the
+lobby it hears 91 of 100 mixed-in wake words against 87 without, but it also cuts the
 quiet parts of a visitor who speaks 3 dB under the calibrated level (okay_nabu's peak
 drops by up to 0.15 for en+f3 even in a quiet room), and real visitors vary more than
 the lobby's +-3 dB. Worth turning on where bystanders crowd a kiosk whose near-field
