@@ -290,6 +290,8 @@ def _background(
             at = _conversation(lobby, mixer, rng, at)
         elif kind == "tv":
             line = rng.choice(TV_LINES)
+            # Renders plain en-gb (espeak ignores a variant after "en-gb", see
+            # BYSTANDER_VOICES); the name stays so the lobby, and its figures, stay the same.
             pcm = render_speech(line, RATE, "en-gb+m3", wpm=175)
             end = mixer.add(at_level(pcm, VISITOR_DBFS + TV_SPEECH_REL_DB), at, "tv")
             lobby.spans.append(Span("tv", at, end, line))

@@ -69,3 +69,19 @@ def test_another_model_runs_on_the_same_lobby(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "wake word alexa" in out and "wake_word: visitor recall" in out
     assert "open+near_field" not in out and "presence" not in out
+
+
+def test_wake_words_mixed_into_the_lobby_are_counted_honestly() -> None:
+    """`--wake-trials`: every mixed-in wake word is either heard or missed, the interval
+    holds the rate, and nothing else in the lobby is taken for the wake word."""
+    pytest.importorskip("pymicro_wakeword")
+    from agentd.bench.wake_voices import lobby_trials
+
+    lobby = build_lobby(4.0, seed=14)
+    r = lobby_trials(lobby, 16, "okay_nabu")
+    assert r.trials >= 6 and 0 <= r.detected <= r.trials
+    assert r.detected_clear <= r.clear <= r.trials
+    lo, hi = r.interval()
+    assert 0.0 <= lo <= r.detected / r.trials <= hi <= 1.0
+    assert r.false_accepts == 0 and r.far_ignored == 0
+    assert r.detected_clear == r.clear  # said over the room tone alone: always heard
