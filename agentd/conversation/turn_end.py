@@ -76,6 +76,18 @@ def judge(text: str, *, punctuated: bool = True) -> Verdict:
     return Verdict.UNSURE
 
 
+def ambiguous(text: str) -> bool:
+    """The words alone cannot tell: no sentence end, and no filler, function word or comma.
+
+    Only here may the audio turn model (`TurnEndPolicy.model_wait_ms`) move the wait.
+    """
+    text = text.strip()
+    if not text or text.endswith(TERMINAL) or text.endswith(SOFT):
+        return False
+    word = text.split()[-1].lower().strip("\"'()[]")
+    return word not in FILLERS and word not in FUNCTION_WORDS
+
+
 @dataclass(frozen=True, slots=True)
 class TurnEndPolicy:
     """Decides from a transcript and the pause so far whether the visitor's turn ended."""
@@ -90,6 +102,29 @@ class TurnEndPolicy:
     @property
     def speculate(self) -> bool:
         return self.adaptive and self.config.speculate
+
+    def asks_model(self, text: str) -> bool:
+        """Whether the audio turn model's view of this pause is wanted (see `ambiguous`)."""
+        return self.adaptive and self.config.audio_model and ambiguous(text)
+
+    def model_wait_ms(self, text: str, complete_probability: float) -> float:
+        """The wait once the local audio turn model (`audio_model`) has answered.
+
+        One signal among several, never decisive alone (it scores at chance on espeak-ng
+        speech): it moves the words' wait only for an ambiguous transcript, and only
+        within the bounds - a confident "finished" shortens it to `audio_model_pause_ms`,
+        a confident "unfinished" lengthens it to `max_pause_ms`. It never ends a turn
+        the words call unfinished nor holds one they call finished. In shadow mode
+        (`audio_model_shadow`) it is asked and logged but changes nothing.
+        """
+        wait = self.wait_ms(text)
+        if not self.asks_model(text) or self.config.audio_model_shadow:
+            return wait
+        if complete_probability >= self.config.audio_model_complete:
+            return min(wait, float(self.config.audio_model_pause_ms))
+        if complete_probability <= self.config.audio_model_incomplete:
+            return float(self.config.max_pause_ms)
+        return wait
 
     def wait_ms(self, text: str) -> float:
         """How much silence after the last voiced frame this transcript is waited for."""

@@ -48,6 +48,7 @@ from agentd.events import (
     ToggleMute,
     TranscriptPartial,
     TurnFinalized,
+    TurnModelAnswered,
     VoicedAudio,
     now_ms,
 )
@@ -99,6 +100,10 @@ class Conversation:
         self._endpointed: TurnRecord | None = None
         self._resumed = False
         self._ptt_turn = False
+        # The audio turn model (turn_audio.py): when the turn began (its first part, if
+        # the visitor paused and went on), and the open question (its id, voice end).
+        self._turn_start_ms = 0.0
+        self._model_question: tuple[int, float] | None = None
         self.frames_processed = 0
         self.engagement = engagement  # None: every turn the gate opens is answered
         if engagement is not None:
@@ -116,6 +121,7 @@ class Conversation:
                 _entry(SpeechEnded, self._on_speech_ended),
                 _entry(TranscriptPartial, self._on_partial),
                 _entry(TurnFinalized, self._on_turn_finalized),
+                _entry(TurnModelAnswered, self._on_turn_model_answered),
                 _entry(BargeInSuspected, self._on_barge_in_suspected),
                 _entry(BargeInDismissed, self._on_barge_in_dismissed),
                 _entry(BargeIn, self._on_barge_in),
@@ -161,6 +167,8 @@ class Conversation:
             if ended:
                 self._stop_push_to_talk()
             return
+        if parts.turn_audio is not None:  # the audio turn model hears the turn from here
+            parts.turn_audio.remember(chunk)
         feeding = guard.direct_feed  # before the detector: a barge-in now replays this chunk
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
@@ -237,6 +245,8 @@ class Conversation:
             if self._replies.current is not None:
                 self._replies.current.discard = True  # its user text lives on in the carried turn
             self._cancel("visitor continued", keep_state=True)  # straight on to listening
+        if not (self._carry_text or self._resumed):
+            self._turn_start_ms = event.at_ms  # a new turn, not the rest of a paused one
         self._begin_listening(event.at_ms)
         if event.preroll:
             self._to_stt(event.preroll)
@@ -355,6 +365,35 @@ class Conversation:
             self._reply_user_text = text
             self._replies.answer(record, text, held=True)
         self._set_state(AgentState.LISTENING)
+        turn_audio = self.parts.turn_audio
+        if turn_audio is not None and self.parts.turn_end.asks_model(text):
+            voice_end = record.speech_end_ms or now_ms()
+            request = turn_audio.ask(self._turn_start_ms or voice_end, voice_end)
+            self._model_question = (request, voice_end)
+
+    def _on_turn_model_answered(self, answer: TurnModelAnswered) -> None:
+        """The audio turn model judged the pause: the held turn's wait may move (bounded)."""
+        pending, question = self._pending, self._model_question
+        if pending is None or question is None or answer.request_id != question[0]:
+            return  # the turn already ended, or the visitor went on: a stale answer
+        self._model_question = None
+        voice_end = question[1]
+        policy = self.parts.turn_end
+        words_wait = policy.wait_ms(pending.text)
+        wait = policy.model_wait_ms(pending.text, answer.complete_probability)
+        pending.deadline_ms = voice_end + wait  # 0: ends at the next mic period
+        log.info(  # one line per ambiguous pause: the evidence for judging the model
+            "turn model: p(complete)=%.2f; wait %.0f -> %.0f ms",
+            answer.complete_probability,
+            words_wait,
+            wait,
+            extra=fields(
+                turn_id=pending.record.turn_id,
+                stage="turn_model",
+                probability=round(answer.complete_probability, 3),
+                latency_ms=round(answer.inference_ms),
+            ),
+        )
 
     def _check_pending(self, at_ms: float) -> None:
         """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
@@ -383,6 +422,8 @@ class Conversation:
         self._carry_text = pending.text
         if self._replies.current is not None:
             self._replies.current.discard = True
+        if self.parts.turn_audio is not None:
+            self.parts.turn_audio.forget()  # its answer about this pause no longer matters
         self._cancel("visitor went on", keep_state=True)
 
     # --- replying (the task itself lives in `replies`) ---------------------------------
