@@ -225,15 +225,19 @@ class Endpointer:
         """(text said so far, segments still to say) for a partial or an end of turn.
 
         Segments before the current one are whole. The current one is whole once its
-        speech is long enough (`complete`); before that a partial shows the words its
-        speech time can hold (never all of them), and an end of turn in a segmented line
-        cuts it there (at least one word: speech is never transcribed as nothing).
+        speech is long enough (`complete`) or, for an end of turn, once the visitor has
+        paused after it; before that a partial shows the words its speech time can hold
+        (never all of them), and an end of turn mid-segment cuts it there (at least one
+        word: speech is never transcribed as nothing).
         """
         if not self.segments:
             return "", []
         seg = min(self.seg, len(self.segments) - 1)
         done, current = self.segments[:seg], self.segments[seg].split()
-        if self.complete() or (end and not self.segmented):
+        # At an end of turn after a pause between segments the segment was said whole,
+        # however fast: a real STT transcribes all the audio it was sent.
+        paused = self.audio_ms - self.last_voiced_at_ms >= BOUNDARY_MS
+        if self.complete() or (end and (not self.segmented or paused)):
             count = len(current)
         else:
             count = int((self.audio_ms - self._seg_start_ms) / MS_PER_WORD) + 1
