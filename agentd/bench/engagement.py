@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.vad_gate import VadGate
 from agentd.audio.wake_word import WakeWordDetector
+from agentd.bench.lobby_kiosk import FORMAT, FRAME_MS, CountingReporter, calibrated_near_field
 from agentd.config.sections_audio import VadConfig
 from agentd.config.sections_engagement import (
     EngagementConfig,
@@ -34,13 +35,11 @@ from agentd.config.sections_engagement import (
     PresenceConfig,
     WakeWordConfig,
 )
-from agentd.conversation.engagement import EngagementState, engagement_from_config
+from agentd.conversation.engagement import engagement_from_config
 from agentd.events import SpeechEnded, SpeechStarted
 from agentd.service.reporting import rss_kb
 from agentd.sim.lobby import RATE, Lobby, Visitor, build_lobby
 
-FORMAT = AudioFormat(RATE)
-FRAME_MS = 20
 REPLY_MS = 2000  # thinking + speaking, stood in for by the bench
 # A turn belongs to a visitor whose speech starts at most this long after the gate
 # opened (the near-field gate decides within decide_ms = 300 ms of the opening; another
@@ -60,20 +59,6 @@ MODES: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
-class _Quiet:
-    """Reporter stand-in: counts what the daemon would publish."""
-
-    def __init__(self) -> None:
-        self.engagements = 0
-
-    def engagement_changed(self, state: EngagementState, reason: str) -> None:
-        if state is EngagementState.ENGAGED:
-            self.engagements += 1
-
-    def event(self, name: str, payload: dict[str, object]) -> None:
-        pass
-
-
 @dataclass(slots=True)
 class ModeResult:
     name: str
@@ -91,20 +76,6 @@ class ModeResult:
     engagements: int = 0
     cpu_s: float = 0.0
     audio_s: float = 0.0
-
-
-def calibrated_near_field(enabled: bool) -> NearFieldConfig:
-    """Thresholds as `agentd test-hardware` sets them: a visitor line at 1 m, the room."""
-    from agentd.audio.near_field import calibrate
-    from agentd.sim.lobby import ROOM_TONE_DBFS, VISITOR_DBFS, at_level
-    from agentd.sim.speech import render_noise, render_speech
-
-    line = render_speech("Hello, could you tell me where the meeting rooms are?", RATE)
-    visitor = at_level(line, VISITOR_DBFS).astype("<i2").tobytes()
-    result = calibrate(visitor, render_noise(3000, RATE, ROOM_TONE_DBFS), FORMAT)
-    return NearFieldConfig(
-        enabled=enabled, min_level_dbfs=result.min_level_dbfs, min_snr_db=result.min_snr_db
-    )
 
 
 def _visitor_at(lobby: Lobby, at_ms: float) -> int:
@@ -145,7 +116,7 @@ def run_mode(
         presence=PresenceConfig(pin=17),  # the bench posts the sensor's facts itself
         wake_word=WakeWordConfig(model=wake_word),
     )
-    reporter = _Quiet()
+    reporter = CountingReporter()
     engagement = engagement_from_config(config, reporter, RATE)
     gate = VadGate(VadConfig(), RATE, FRAME_MS)
     result = ModeResult(name)

@@ -22,12 +22,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from agentd.bench.engagement import (
-    RECALL_TARGET,
-    ModeResult,
-    calibrated_near_field,
-    run_mode,
-)
+from agentd.bench.engagement import RECALL_TARGET, ModeResult, run_mode
+from agentd.bench.lobby_kiosk import calibrated_near_field
 from agentd.config.sections_engagement import NearFieldConfig
 from agentd.sim.lobby import Lobby, build_lobby
 from agentd.sim.lobby_room import RoomMixer

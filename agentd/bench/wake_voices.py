@@ -158,7 +158,7 @@ def lobby_trials(
     through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis if asked,
     detector, far-field check). The visitors' recall is 10 people per 30 minutes; this is
     the detection rate with enough trials to bound it."""
-    from agentd.bench.engagement import calibrated_near_field
+    from agentd.bench.lobby_kiosk import calibrated_near_field
 
     rng = random.Random(seed)
     phrase = phrase_of(model)
@@ -215,11 +215,11 @@ def lobby_trials(
 def _front_end_wakes(pcm: bytes, config: EngagementConfig) -> tuple[list[float], int]:
     """Times of the wake words Engagement accepted, and how many it dropped as far-field."""
     from agentd.audio.vad_gate import VadGate
-    from agentd.bench.engagement import FRAME_MS, _Quiet
+    from agentd.bench.lobby_kiosk import FRAME_MS, CountingReporter
     from agentd.config.sections_audio import VadConfig
     from agentd.conversation.engagement import engagement_from_config
 
-    engagement = engagement_from_config(config, _Quiet(), RATE)
+    engagement = engagement_from_config(config, CountingReporter(), RATE)
     gate = VadGate(VadConfig(), RATE, FRAME_MS)
     period = FORMAT.bytes_for_ms(FRAME_MS)
     hits: list[float] = []
