@@ -16,9 +16,9 @@ their utterances (a voiced frame after a pause long enough to close the VAD gate
 the window the gate would take - its ONSET_LOOKBACK_MS before the VAD gate opens, which
 is `start_voiced_frames` periods into the speech. An onset is more coherent than the
 sentence as a whole, because the room's reverberation has not built up yet: in the room
-model a visitor at 0.7 m reads 0.75-0.84 at the onset against 0.71-0.73 over the whole
-sentence, a talker at 4 m 0.18-0.25 against 0.15-0.18. One sentence is usually one onset,
-one sample: it varies by about +-0.05 between sentences there.
+model a visitor at 0.7 m reads 0.77-0.89 at the onset against 0.71-0.73 over the whole
+sentence, a talker at 4 m 0.15-0.25 against 0.15-0.18. One sentence is usually one onset,
+one sample: it varies by about +-0.06 between sentences and voices there.
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from agentd.audio.near_field import FRAME_MS, ONSET_LOOKBACK_MS
 from agentd.config import Config
 from agentd.diagnostics.probe import Recording
 
-# A margin under this on either side is advice. The gate decides on 200-500 ms onset
-# windows, whose coherence scatters about the sentence's: in the room model
-# (agentd/sim/room.py) a talker at 4 m whose sentences read 0.15-0.18 has 300 ms windows
-# up to 0.23 (95th percentile), and the gate's own re-check asks 0.1 more for the same
-# noise (near_field.RECHECK_MARGIN); a visitor standing 0.3 m further back (1 m instead of
-# 0.7 m) reads ~0.15 less.
+# A margin under this on either side is advice. In the room model (agentd/sim/room.py):
+# a visitor's onset varies about +-0.06 between sentences and voices (module docstring),
+# and one standing 0.3 m further back (1 m instead of 0.7 m) reads ~0.15 less; a talker
+# at 4 m reads up to 0.25 at onsets where the quiet room reads 0.15. The gate's own
+# re-check asks 0.1 more for the same scatter (near_field.RECHECK_MARGIN).
 MIN_MARGIN = 0.1
 # A quiet room this coherent is not a diffuse field. Diffuse room tone reads the mean of
 # (sin(kd)/(kd))^2 over 1.5-4 kHz: 0.06-0.18 for mics 4.5-6.5 cm apart (the ReSpeaker

@@ -9,6 +9,7 @@ agreement check at all."""
 
 from __future__ import annotations
 
+import json
 import logging
 import wave
 from pathlib import Path
@@ -266,3 +267,45 @@ def test_test_hardware_prints_the_coherence_line(tmp_path: Path) -> None:
     assert "calibrated: min_coherence 0." in array, array
     advice = next(line for line in lines if line.startswith(f"ADVICE {KEY}:"))
     assert "would ignore its visitors" in advice, lines
+
+
+async def test_daemon_self_test_over_mqtt_on_an_array_reports_the_room(tmp_path: Path) -> None:
+    """The running kiosk with a 4-mic array profile: `cmd/self_test` through the real
+    broker asks nobody to speak, so the reply's agreement has the room and no visitor;
+    every earlier field stays, health adds the room's coherence."""
+    from agentd.sim.harness import SimulatedKiosk
+    from tests.e2e.conftest import FAST, write_scenario
+    from tests.helpers.mosquitto import Mosquitto
+    from tests.helpers.mqtt_clients import request
+
+    broker = Mosquitto(tmp_path).start()
+    turns = [{"visitor": "Hello there.", "reply": "Hello!", "pause_before_ms": 20000}]
+    scenario = write_scenario(tmp_path / "s.toml", turns, tail_ms=20000)
+    toml = (f'[device]\nid = "kiosk-array"\n[mqtt]\nenabled = true\nhost = "{broker.host}"\n'
+            f"port = {broker.port}\nmax_backoff_s = 1.0\n"
+            "[audio.capture]\nchannels = 4\n")  # fmt: skip
+    kiosk = SimulatedKiosk(scenario, tmp_path / "out", profile=FAST, extra_toml=toml)
+    try:
+        service = await kiosk.start()
+        await kiosk.wait_for(lambda: service.reporting.links["mqtt"].value == "connected", 10)
+        level = json.dumps({"visitor_level_dbfs": -21.0})
+        reply = await request(broker, "kiosk-array", "self_test", level, wait_s=15)
+        health = service.reporting.health()
+    finally:
+        await kiosk.stop()
+        broker.kill()
+    assert reply["ok"], reply
+    result = reply["result"]
+    for key in ("ok", "echo_delay_ms", "noise_floor_dbfs", "vad_gate_opened", "recommendations"):
+        assert key in result, key
+    near = result["near_field"]
+    assert near["visitor_source"] == "provided" and near["recommended_min_level_dbfs"] == -29.0
+    agreement = near["agreement"]
+    assert agreement["channels"] == 4 and agreement["min_coherence"] == 0.4, agreement
+    assert 0.0 < agreement["room_coherence"] < 0.25, agreement
+    assert agreement["room_margin"] == pytest.approx(0.4 - agreement["room_coherence"], abs=0.011)
+    assert agreement["visitor_coherence"] is None and agreement["recommended_min_coherence"] is None
+    summary = health["self_test"]
+    assert isinstance(summary, dict)
+    assert summary["near_field_room_coherence"] == agreement["room_coherence"]
+    assert summary["near_field_margin_db"] == near["visitor_margin_db"]
