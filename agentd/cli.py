@@ -117,10 +117,20 @@ def _parser() -> argparse.ArgumentParser:
     emu.set_defaults(handler=_cmd_emulators)
 
     bench = sub.add_parser(
-        "bench", help="benchmarks: latency, audio, soak, engagement, engagement_array, turns"
+        "bench",
+        help="benchmarks: latency, audio, soak, engagement, engagement_array, turns, turn_model",
     )
     bench.add_argument(
-        "kind", choices=("latency", "audio", "soak", "engagement", "engagement_array", "turns")
+        "kind",
+        choices=(
+            "latency",
+            "audio",
+            "soak",
+            "engagement",
+            "engagement_array",
+            "turns",
+            "turn_model",
+        ),
     )
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     bench.set_defaults(handler=_cmd_bench)

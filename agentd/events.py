@@ -153,6 +153,19 @@ class TurnFinalized:
     turn_order: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class TurnModelAnswered:
+    """The local audio turn model judged a pause (agentd.conversation.turn_audio).
+
+    `request_id` names the question (`TurnAudio.ask`); a later question makes it stale.
+    """
+
+    request_id: int
+    complete_probability: float  # P(the visitor has finished), 0..1
+    inference_ms: float  # features + model, on the turn-audio thread
+    audio_ms: float  # how much of the turn it heard (at most the model's 8 s)
+
+
 # --- commands (buttons, MQTT, barge-in policy, mute, shutdown) -----------------------
 
 

@@ -34,8 +34,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-EXTRAS=${AGENTD_EXTRAS:-dev,sim,wakeword}
+EXTRAS=${AGENTD_EXTRAS:-dev,sim,wakeword,turnmodel}
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]" 2>&1 | grep -v -E "^(WARNING|DEPRECATION)" || true
+# The audio turn model's file (only the .onnx out of the pipecat-ai wheel; see the script).
+if [[ ",${EXTRAS}," == *",turnmodel,"* ]]; then
+  bash scripts/fetch-turn-model.sh .venv/bin/python
+fi
 .venv/bin/python -c "import agentd, alsaaudio, webrtcvad, systemd.journal, paho.mqtt, gpiozero" \
   || { echo "setup: the venv is incomplete" >&2; exit 1; }
 echo "setup: ready (.venv)"

@@ -50,6 +50,9 @@ class WakeWordDetector:
         self._refractory_ms = config.refractory_s * 1000.0
         self._last_ms = float("-inf")
         self.detections = 0
+        # The highest sliding-window probability heard: how close a miss came (diagnostics:
+        # `agentd bench engagement --wake-voices`, tests); `reset_peak` starts afresh.
+        self.peak_probability = 0.0
 
     def process(self, pcm: bytes, at_ms: float) -> WakeWordDetected | None:
         """One chunk captured at `at_ms` (its start); a detection as it completes."""
@@ -58,7 +61,10 @@ class WakeWordDetector:
         for features in self._features.process_streaming(pcm):
             step += 1
             probability = self._model.process_streaming_prob(features)
-            if probability is None or probability <= self.cutoff:
+            if probability is None:
+                continue
+            self.peak_probability = max(self.peak_probability, float(probability))
+            if probability <= self.cutoff:
                 continue
             end_ms = at_ms + step * FEATURE_STEP_MS
             if found is None and end_ms - self._last_ms >= self._refractory_ms:
@@ -66,6 +72,11 @@ class WakeWordDetector:
                 self.detections += 1
                 found = WakeWordDetected(end_ms, self.wake_word, round(float(probability), 3))
         return found
+
+    def reset_peak(self) -> float:
+        """The peak probability so far, and start measuring a new one."""
+        peak, self.peak_probability = self.peak_probability, 0.0
+        return peak
 
     def close(self) -> None:
         self._model.close()

@@ -26,8 +26,14 @@ from dataclasses import dataclass, field
 
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.audio.vad_gate import VadGate
+from agentd.audio.wake_word import WakeWordDetector
 from agentd.config.sections_audio import VadConfig
-from agentd.config.sections_engagement import EngagementConfig, NearFieldConfig, PresenceConfig
+from agentd.config.sections_engagement import (
+    EngagementConfig,
+    NearFieldConfig,
+    PresenceConfig,
+    WakeWordConfig,
+)
 from agentd.conversation.engagement import EngagementState, engagement_from_config
 from agentd.events import SpeechEnded, SpeechStarted
 from agentd.service.reporting import rss_kb
@@ -79,6 +85,9 @@ class ModeResult:
     wake_latency_ms: list[float] = field(default_factory=list)  # spoken end -> turn
     wake_detect_ms: list[float] = field(default_factory=list)  # spoken end -> detection
     missed: list[Visitor] = field(default_factory=list)
+    missed_ids: list[int] = field(default_factory=list)
+    wake_peaks: dict[int, float] = field(default_factory=dict)  # visitor -> peak probability
+    wake_words_far: int = 0  # detections the near-field check ignored as too quiet
     engagements: int = 0
     cpu_s: float = 0.0
     audio_s: float = 0.0
@@ -123,12 +132,18 @@ def _expected(mode: str, lobby: Lobby, k: int) -> bool:
     return True
 
 
-def run_mode(name: str, lobby: Lobby, near_field: NearFieldConfig | None = None) -> ModeResult:
+def run_mode(
+    name: str,
+    lobby: Lobby,
+    near_field: NearFieldConfig | None = None,
+    wake_word: str = "okay_nabu",
+) -> ModeResult:
     modes, near = MODES[name]
     config = EngagementConfig(
         modes=modes,
         near_field=near_field or calibrated_near_field(near),
         presence=PresenceConfig(pin=17),  # the bench posts the sensor's facts itself
+        wake_word=WakeWordConfig(model=wake_word),
     )
     reporter = _Quiet()
     engagement = engagement_from_config(config, reporter, RATE)
@@ -141,9 +156,12 @@ def run_mode(name: str, lobby: Lobby, near_field: NearFieldConfig | None = None)
     wakes: list[float] = []
     period = FORMAT.bytes_for_ms(FRAME_MS)
     pcm = lobby.pcm
+    windows = _wake_windows(lobby)
     start = time.process_time()
     for offset in range(0, len(pcm) - period + 1, period):
         at = offset / 2 / RATE * 1000
+        if windows and engagement.wake_word is not None and at >= windows[0][0]:
+            _note_wake_peak(windows, at, engagement.wake_word, result)
         while presence and presence[0][0] <= at:
             engagement.on_presence(presence.pop(0)[1], at)
         chunk = AudioChunk(
@@ -174,16 +192,44 @@ def run_mode(name: str, lobby: Lobby, near_field: NearFieldConfig | None = None)
     result.cpu_s = time.process_time() - start
     result.audio_s = len(pcm) / 2 / RATE
     result.engagements = reporter.engagements
+    result.wake_words_far = engagement.stats.wake_words_far
+    _tally(result, lobby, wakes, activated)
+    return result
+
+
+def _tally(result: ModeResult, lobby: Lobby, wakes: list[float], activated: set[int]) -> None:
+    """Detection times per visitor and who was heard, once the lobby has played."""
     for visitor in lobby.visitors:
         end = visitor.wake_end_ms
         heard = [w - end for w in wakes if end is not None and end - 500 <= w <= end + 2000]
         if heard:
             result.wake_detect_ms.append(heard[0])
-    expected = [k for k in range(len(lobby.visitors)) if _expected(name, lobby, k)]
+    expected = [k for k in range(len(lobby.visitors)) if _expected(result.name, lobby, k)]
     result.expected = len(expected)
     result.activated = len([k for k in expected if k in activated])
-    result.missed = [lobby.visitors[k] for k in expected if k not in activated]
-    return result
+    result.missed_ids = [k for k in expected if k not in activated]
+    result.missed = [lobby.visitors[k] for k in result.missed_ids]
+
+
+def _wake_windows(lobby: Lobby) -> list[tuple[float, int]]:
+    """(time, visitor) marks around each spoken wake word: start listening 1.5 s before
+    its end (the phrase), read the peak 1 s after (detection comes 150-250 ms late)."""
+    marks: list[tuple[float, int]] = []
+    for k, visitor in enumerate(lobby.visitors):
+        if visitor.wake_end_ms is not None:
+            marks += [(visitor.wake_end_ms - 1500, -1), (visitor.wake_end_ms + 1000, k)]
+    return sorted(marks)
+
+
+def _note_wake_peak(
+    windows: list[tuple[float, int]], at: float, detector: WakeWordDetector, result: ModeResult
+) -> None:
+    """At a mark: reset the detector's peak probability (-1) or record it for a visitor."""
+    while windows and at >= windows[0][0]:
+        _, k = windows.pop(0)
+        peak = detector.reset_peak()
+        if k >= 0:
+            result.wake_peaks[k] = peak
 
 
 def _array_chunk(lobby: Lobby, offset: int, at: float) -> AudioChunk | None:
@@ -212,17 +258,24 @@ def _line(lobby: Lobby, k: int, at_ms: float) -> str:
     return spans[-1].text if spans else ""
 
 
-def wake_word_cpu(lobby: Lobby, seconds: float) -> float:
-    """CPU seconds per audio second of the wake-word detector alone."""
-    from agentd.audio.wake_word import WakeWordDetector
-    from agentd.config.sections_engagement import WakeWordConfig
+def wake_word_cpu(
+    lobby: Lobby, seconds: float, model: str = "okay_nabu", *, emphasis: bool = False
+) -> float:
+    """CPU seconds per audio second of the wake-word detector (and, if asked, the
+    near-field emphasis in front of it)."""
+    from agentd.audio.wake_emphasis import WakeEmphasis
 
-    detector = WakeWordDetector(WakeWordConfig())
+    detector = WakeWordDetector(WakeWordConfig(model=model))
+    emphasiser = WakeEmphasis(RATE) if emphasis else None
+    threshold = calibrated_near_field(True).min_level_dbfs
     period = FORMAT.bytes_for_ms(FRAME_MS)
     end = min(len(lobby.pcm), int(seconds * RATE) * 2)
     start = time.process_time()
     for offset in range(0, end - period + 1, period):
-        detector.process(lobby.pcm[offset : offset + period], offset / 32)
+        pcm = lobby.pcm[offset : offset + period]
+        if emphasiser is not None:
+            pcm = emphasiser.process(pcm, threshold)
+        detector.process(pcm, offset / 32)
     return (time.process_time() - start) / (end / 2 / RATE)
 
 
@@ -253,8 +306,11 @@ def _checks(results: list[ModeResult], wake_cpu: float) -> list[tuple[str, str, 
             )
             checks.append((f"{r.name}: phantoms started by", causes, True))
         if r.missed:
-            who = ", ".join(sorted({f"{v.voice}@{v.wpm}" for v in r.missed}))
-            checks.append((f"{r.name}: missed visitors' voices", who, True))
+            checks.append((f"{r.name}: missed visitors' voices", _missed(r), True))
+        if r.wake_words_far:
+            checks.append(
+                (f"{r.name}: wake words ignored as far-field", str(r.wake_words_far), True)
+            )
         checks.append((f"{r.name}: engagements", str(r.engagements), True))
         checks.append((f"{r.name}: CPU / audio s", f"{r.cpu_s / r.audio_s:.4f}", True))
         if r.wake_detect_ms:
@@ -280,11 +336,60 @@ def _checks(results: list[ModeResult], wake_cpu: float) -> list[tuple[str, str, 
     return checks
 
 
+def _print_trials(lobby: Lobby, trials: int, model: str) -> None:
+    from agentd.bench.wake_voices import lobby_trials
+
+    for emphasis in (False, True):
+        r = lobby_trials(lobby, trials, model, emphasis=emphasis)
+        lo, hi = r.interval()
+        print(
+            f"wake words in the lobby ({'with' if emphasis else 'without'} near-field emphasis): "
+            f"{r.detected}/{r.trials} = {100 * r.detected / max(1, r.trials):.0f} % "
+            f"(95 % CI {100 * lo:.0f}-{100 * hi:.0f} %); "
+            f"over silence {r.detected_clear}/{r.clear}; "
+            f"far-field ignored {r.far_ignored}; false accepts {r.false_accepts}"
+        )
+    seconds = min(120.0, lobby.duration_ms / 1000)
+    cpu = wake_word_cpu(lobby, seconds, model, emphasis=True)
+    print(f"wake word CPU with near-field emphasis (core fraction): {cpu:.4f}")
+
+
+def _missed(r: ModeResult) -> str:
+    """voice@wpm of each missed visitor, with the detector's peak when they said it."""
+    out = []
+    for k, v in zip(r.missed_ids, r.missed, strict=True):
+        peak = r.wake_peaks.get(k)
+        out.append(f"{v.voice}@{v.wpm}" + (f" (peak p {peak:.2f})" if peak is not None else ""))
+    return ", ".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentd bench engagement", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI-sized lobby (4 minutes)")
     parser.add_argument("--minutes", type=float, default=0.0, help="lobby length (default 30)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--wake-word",
+        default="okay_nabu",
+        help="model under test (a built-in or a .json); visitors say its phrase",
+    )
+    parser.add_argument(
+        "--mode",
+        action="append",
+        choices=tuple(MODES),
+        help="run only this mode (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--wake-trials",
+        type=int,
+        default=0,
+        help="also mix this many wake words into the lobby (with and without emphasis)",
+    )
+    parser.add_argument(
+        "--wake-voices",
+        action="store_true",
+        help="print which espeak voices the model hears in isolation, and stop",
+    )
     args = parser.parse_args(argv)
     import logging
 
@@ -303,17 +408,28 @@ def _run(args: argparse.Namespace) -> int:
     if not tools_available():
         print("agentd bench engagement needs espeak-ng and sox on PATH")
         return 1
+    if args.wake_voices:
+        from agentd.bench.wake_voices import markdown, voice_table
+
+        print(markdown(args.wake_word, voice_table(args.wake_word)))
+        return 0
     minutes = args.minutes or (4.0 if args.quick else 30.0)
     started = time.monotonic()
-    lobby = build_lobby(minutes, seed=args.seed)
+    from agentd.bench.wake_voices import phrase_of
+
+    lobby = build_lobby(minutes, seed=args.seed, wake_phrase=phrase_of(args.wake_word))
     rendered = time.monotonic() - started
-    results = [run_mode(name, lobby) for name in MODES]
-    checks = _checks(results, wake_word_cpu(lobby, min(120.0, lobby.duration_ms / 1000)))
+    results = [run_mode(name, lobby, wake_word=args.wake_word) for name in args.mode or MODES]
+    seconds = min(120.0, lobby.duration_ms / 1000)
+    checks = _checks(results, wake_word_cpu(lobby, seconds, args.wake_word))
     for name, value, ok in checks:
         print(f"{name:<52} {value:>14}  {'ok' if ok else 'MISSED TARGET'}")
+    if args.wake_trials:
+        _print_trials(lobby, args.wake_trials, args.wake_word)
     bystander = sum(1 for s in lobby.spans if s.source == "bystander")
     print(
-        f"(lobby {minutes:g} min, seed {args.seed}: {len(lobby.visitors)} visitors, "
+        f"(lobby {minutes:g} min, seed {args.seed}, wake word {args.wake_word}: "
+        f"{len(lobby.visitors)} visitors, "
         f"{bystander} bystander lines; rendered in {rendered:.1f} s, "
         f"total {time.monotonic() - started:.1f} s)"
     )

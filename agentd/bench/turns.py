@@ -38,6 +38,10 @@ PROFILE = ServiceProfile(
     stt_final_ms=300.0, llm_ttft_ms=350.0, llm_chunk_ms=10.0, tts_ttfb_ms=150.0
 )  # the latency bench's profile (issue 9's fixed figures)
 POLICIES = ("fixed", "adaptive")
+# --audio-model: a third pass, adaptive with the local audio turn model ([turn_end]
+# audio_model). On espeak-ng speech the model is at chance: the figures say what it does
+# here, they are no measure of its worth and nothing is tuned to them.
+MODEL_POLICY = "adaptive+model"
 QUICK = {"complete": 2, "hesitant": 2, "short": 2, "filler": 2}
 PAUSE_BEFORE_MS = 600
 HOLD_AFTER_FIRST_AUDIO_S = 0.15
@@ -74,7 +78,9 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         profile=PROFILE,
         # 60 questions back to back from one visitor: the per-conversation turn limit (a
         # public kiosk's abuse guard, 30 by default) would answer the 31st with its line.
-        extra_toml=f'[turn_end]\npolicy = "{policy}"\n\n[engagement]\nmax_turns = 1000\n',
+        extra_toml=f'[turn_end]\npolicy = "{policy.removesuffix("+model")}"\n'
+        + ("audio_model = true\n" if policy == MODEL_POLICY else "")
+        + "\n[engagement]\nmax_turns = 1000\n",
         emulator_process=True,
     )
     reported: list[float] = []  # when the daemon reported a visitor turn (mic clock)
@@ -103,6 +109,11 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         played = [at for at, _ in list(speaker.played)]
         audio_s = mic.stats.frames / mic.format.rate_hz
         dropped = conversation.speculations_dropped
+        turn_audio = conversation.parts.turn_audio
+        model_answers = (
+            [round(a.complete_probability, 3) for a in turn_audio.answers] if turn_audio else []
+        )
+        model_ms = [a.inference_ms for a in turn_audio.answers] if turn_audio else []
         records = await asyncio.to_thread(kiosk.stack.records)
     finally:
         await kiosk.stop()
@@ -128,6 +139,8 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         "speculations_dropped": dropped,
         "cpu_s": cpu_s,
         "audio_s": audio_s,
+        "model_answers": model_answers,
+        "model_ms_p50": _pct(model_ms, 0.5),
     }
 
 
@@ -167,6 +180,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         "wasted_llm_per_turn": max(0, run["llm_requests"] - n) / n if n else None,
         "speculations_dropped": run["speculations_dropped"],
         "cpu_per_audio_s": run["cpu_s"] / run["audio_s"] if run["audio_s"] else None,
+        "model_answers": run["model_answers"],  # P(complete) at each pause it was asked
+        "model_ms_p50": run["model_ms_p50"],
         "cut_off_by_kind": {
             kind: sum(r["cut_off"] for r in rows if r["kind"] == kind)
             for kind in ("complete", "hesitant", "short", "filler")
@@ -187,23 +202,29 @@ def verdict(fixed: dict[str, Any], adaptive: dict[str, Any]) -> dict[str, bool]:
 
 
 def print_report(report: dict[str, Any], out: Any) -> None:
-    keys = [k for k in report["fixed"] if k not in ("policy", "cut_off_by_kind")]
-    print(f"{'':28s}{'fixed':>12s}{'adaptive':>12s}", file=out)
+    policies = report["policies"]
+    skip = ("policy", "cut_off_by_kind", "model_answers")
+    keys = [k for k in report["fixed"] if k not in skip]
+    print(f"{'':28s}" + "".join(f"{p:>16s}" for p in policies), file=out)
     for key in keys:
-        row = [report[p][key] for p in POLICIES]
+        row = [report[p][key] for p in policies]
         cells = "".join(
-            f"{v:12.3f}" if isinstance(v, float) else f"{'-' if v is None else v:>12}" for v in row
+            f"{v:16.3f}" if isinstance(v, float) else f"{'-' if v is None else v:>16}" for v in row
         )
         print(f"{key:28s}{cells}", file=out)
-    for policy in POLICIES:
+    for policy in policies:
         print(f"cut-offs by kind ({policy}): {report[policy]['cut_off_by_kind']}", file=out)
+    if MODEL_POLICY in policies:
+        print(f"model answers, P(complete): {report[MODEL_POLICY]['model_answers']}", file=out)
     print("targets: " + ", ".join(f"{k} {'ok' if v else 'FAIL'}" for k, v in
                                   report["targets"].items()), file=out)  # fmt: skip
 
 
-async def run_bench(turns: list[CorpusTurn], out_dir: Path) -> dict[str, Any]:
-    report: dict[str, Any] = {}
-    for policy in POLICIES:
+async def run_bench(
+    turns: list[CorpusTurn], out_dir: Path, policies: tuple[str, ...] = POLICIES
+) -> dict[str, Any]:
+    report: dict[str, Any] = {"policies": list(policies)}
+    for policy in policies:
         run = await run_policy(policy, turns, out_dir / policy)
         report[policy] = summarise(run)
         report[f"{policy}_turns"] = run["turns"]
@@ -217,7 +238,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="2 turns of each kind (CI)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--out", default="", help="directory for scenarios, configs, WAVs")
+    parser.add_argument(
+        "--audio-model",
+        action="store_true",
+        help="a third pass with [turn_end] audio_model = true (extra turnmodel)",
+    )
     args = parser.parse_args(argv)
+    policies = (*POLICIES, MODEL_POLICY) if args.audio_model else POLICIES
     from agentd.config import parse_config
     from agentd.logs import setup_logging
 
@@ -227,8 +254,8 @@ def main(argv: list[str]) -> int:
     if not args.json:
         kinds = {k: sum(t.kind == k for t in turns) for k in ("complete", "hesitant", "short",
                                                                "filler")}  # fmt: skip
-        print(f"agentd bench turns: {len(turns)} visitor turns {kinds}, policies {POLICIES}")
-    report = asyncio.run(run_bench(turns, out_dir))
+        print(f"agentd bench turns: {len(turns)} visitor turns {kinds}, policies {policies}")
+    report = asyncio.run(run_bench(turns, out_dir, policies))
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -44,6 +44,12 @@ class WakeWordConfig:
     refractory_s: float = setting(
         2.0, min=0.0, max=30.0, doc="A second detection within this time is the same one."
     )
+    near_field_emphasis: bool = setting(
+        False,
+        doc="With near-field gating on, attenuate the detector's copy of the audio below "
+        "the near-field threshold: hears the wake word over bystanders more often, but "
+        "misses more soft-spoken visitors (docs/engagement.md).",
+    )
 
     def validate(self, path: str) -> None:
         if self.model in BUILTIN_WAKE_WORDS:

@@ -32,6 +32,7 @@ from typing import Protocol
 from agentd.audio import dsp
 from agentd.audio.format import AudioChunk
 from agentd.audio.near_field import NearFieldGate
+from agentd.audio.wake_emphasis import WakeEmphasis
 from agentd.audio.wake_word import WakeWordDetector
 from agentd.config.sections_engagement import EngagementConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
@@ -81,6 +82,15 @@ class Engagement:
         self._reporter = reporter
         self.near_field = near_field
         self.wake_word = wake_word
+        # The detector hears the kiosk's distance (agentd.audio.wake_emphasis).
+        self._emphasis: WakeEmphasis | None = None
+        if (
+            wake_word is not None
+            and near_field is not None
+            and near_field.config.enabled
+            and config.wake_word.near_field_emphasis
+        ):
+            self._emphasis = WakeEmphasis(near_field.format.rate_hz)
         self.modes = frozenset(config.modes)
         self.state = EngagementState.WAITING
         self.reason = ""
@@ -126,7 +136,10 @@ class Engagement:
         self._track_level(chunk)
         out: list[GateEvent] = []
         if self.wake_word is not None:
-            detection = self.wake_word.process(chunk.pcm, at)
+            pcm = chunk.pcm
+            if self._emphasis is not None and near is not None:
+                pcm = self._emphasis.process(pcm, near.threshold_dbfs())
+            detection = self.wake_word.process(pcm, at)
             if detection is not None:
                 self._on_wake_word(detection.at_ms, detection.probability, out)
         for event in events:
@@ -134,6 +147,13 @@ class Engagement:
         if idle:
             self._tick(at)
         return out
+
+    def gate_reset(self) -> None:
+        """The VAD gate forgot its utterance without a SpeechEnded (the agent's own
+        voice): so do the near-field gate and the wake word's "utterance open" flag."""
+        self._gate_open = False
+        if self.near_field is not None:
+            self.near_field.reset()
 
     def _admit(self, event: GateEvent, at: float, out: list[GateEvent]) -> None:
         if isinstance(event, SpeechStarted):

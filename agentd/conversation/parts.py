@@ -26,6 +26,7 @@ from agentd.conversation.ports import (
     SttLink,
     TtsClient,
 )
+from agentd.conversation.turn_audio import TurnAudio
 from agentd.conversation.turn_end import TurnEndPolicy
 
 TalkMode = Literal["hold", "press"]
@@ -48,9 +49,12 @@ class ConversationParts:
     talk_mode: TalkMode = "hold"  # push-to-talk: hold the button, or press to start
     tool_limits: ConversationLimits | None = None  # restarted when a conversation ends
     turn_end: TurnEndPolicy = field(default_factory=lambda: TurnEndPolicy(TurnEndConfig()))
+    turn_audio: TurnAudio | None = None  # the optional audio turn model ([turn_end] audio_model)
 
     async def aclose(self) -> None:
-        """Close the cloud links; each one even if another fails."""
+        """Close the cloud links (and the turn model's thread); each one even if another fails."""
+        if self.turn_audio is not None:
+            self.turn_audio.close()
         for close in (self.stt.close, self.llm.aclose, self.tts.aclose):
             with contextlib.suppress(Exception):
                 await close()

@@ -180,6 +180,12 @@ class ConversationLimits(Protocol):
     def new_conversation(self) -> None: ...
 
 
+class TurnModel(Protocol):
+    """A local audio turn model (agentd.audio.turn_model): has the speaker finished?"""
+
+    def complete_probability(self, pcm: bytes) -> float: ...
+
+
 class Reporter(Protocol):
     """Where the conversation's facts go (journal, MQTT, LEDs, sd_notify STATUS)."""
 

@@ -3,17 +3,27 @@
 A fixed run of silence cannot tell "I'm here to see... Anna Schmidt." from a finished
 question: silence endpointing at 300 ms cuts off about half of real turns and needs
 ~1.6 s to get under 5 % (LiveKit eot-bench, English). So the policy looks at more than
-the local VAD pause:
+the local VAD pause, and the strength of the evidence that the visitor goes on sets how
+long it waits:
 
-- what STT heard so far: a transcript ending in terminal punctuation is a finished
-  sentence (U3 Pro punctuates what it transcribes, and ends its own turns there); one
-  ending without it, in a comma, a filler ("um", "uh") or a function word ("with",
-  "the", "and") is not (a question mark outranks the word list: "Where are you
-  from?"); from an STT that does not punctuate, a bare transcript is unsure;
-- the service's own end of turn (a final that arrives before the local endpoint) goes
-  through the same judgement: it is only a transcript with a full stop or without one;
-- the local VAD pause: the time is counted from the last voiced frame, and the wait is
-  bounded (`max_pause_ms`), so a visitor who really stopped on "um" is still answered.
+- a finished sentence (terminal punctuation: U3 Pro punctuates what it transcribes and
+  ends its own turns there; a question mark outranks the word list, "Where are you
+  from?") is answered at once, exactly as with `fixed`;
+- a transcript that trails off on a filler ("um", "uh") or a function word ("with",
+  "the", "and", "my") is strong evidence: almost no finished statement ends there. It is
+  waited for longest, `max_pause_ms` (LiveKit's agents likewise wait up to their
+  max_endpointing_delay, 6 s by default, when their turn model says "not done");
+- a sentence without terminal punctuation on a content word, or ending in a comma, is
+  unfinished by the STT's own formatting but could still be the visitor's last word
+  ("Could you call" ... "my colleague"): `unfinished_pause_ms`;
+- from an STT that does not punctuate, a bare transcript is unsure:
+  `unpunctuated_pause_ms`.
+
+The service's own end of turn (a final that arrives before the local endpoint) goes
+through the same judgement. The silence is counted from the visitor's last voiced audio
+(not from the VAD endpoint, which comes `stop_unvoiced_frames` later) up to their first
+voiced audio again: a visitor who starts their next word inside the bound has resumed,
+even if the VAD gate needs its start window (`onset_window_ms`) to confirm it.
 
 The policy is pure (no clock, no I/O): the turn state machine asks it for a deadline
 and keeps the time. `fixed` is the old behaviour (every endpoint ends the turn), kept
@@ -47,11 +57,12 @@ FUNCTION_WORDS = frozenset(
 
 
 class Verdict(Enum):
-    """What the transcript so far says about the turn."""
+    """What the transcript so far says about the turn, strongest "goes on" evidence first."""
 
-    COMPLETE = "complete"  # a finished sentence: answer now
-    INCOMPLETE = "incomplete"  # mid-sentence: wait up to max_pause_ms of silence
+    TRAILING = "trailing"  # ends on a filler or function word: wait up to max_pause_ms
+    INCOMPLETE = "incomplete"  # no terminal punctuation, or a comma: unfinished_pause_ms
     UNSURE = "unsure"  # no punctuation to go by: wait unpunctuated_pause_ms
+    COMPLETE = "complete"  # a finished sentence: answer now
 
 
 def judge(text: str, *, punctuated: bool = True) -> Verdict:
@@ -68,12 +79,24 @@ def judge(text: str, *, punctuated: bool = True) -> Verdict:
     if text.endswith("?") and word not in FILLERS:
         return Verdict.COMPLETE
     if word in FILLERS or word in FUNCTION_WORDS:
-        return Verdict.INCOMPLETE
+        return Verdict.TRAILING
     if text.endswith(TERMINAL):
         return Verdict.COMPLETE
     if text.endswith(SOFT) or punctuated:
         return Verdict.INCOMPLETE
     return Verdict.UNSURE
+
+
+def ambiguous(text: str) -> bool:
+    """The words alone cannot tell: no sentence end, and no filler, function word or comma.
+
+    Only here may the audio turn model (`TurnEndPolicy.model_wait_ms`) move the wait.
+    """
+    text = text.strip()
+    if not text or text.endswith(TERMINAL) or text.endswith(SOFT):
+        return False
+    word = text.split()[-1].lower().strip("\"'()[]")
+    return word not in FILLERS and word not in FUNCTION_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +105,9 @@ class TurnEndPolicy:
 
     config: TurnEndConfig
     punctuated: bool = True  # the STT's transcripts carry punctuation (see judge)
+    # The VAD gate's start window (audio.vad.start_window_frames x frame): a voiced frame
+    # this recent may be the visitor's next word that the gate has not confirmed yet.
+    onset_window_ms: float = 200.0
 
     @property
     def adaptive(self) -> bool:
@@ -91,13 +117,41 @@ class TurnEndPolicy:
     def speculate(self) -> bool:
         return self.adaptive and self.config.speculate
 
+    def asks_model(self, text: str) -> bool:
+        """Whether the audio turn model's view of this pause is wanted (see `ambiguous`)."""
+        return self.adaptive and self.config.audio_model and ambiguous(text)
+
+    def model_wait_ms(self, text: str, complete_probability: float) -> float:
+        """The wait once the local audio turn model (`audio_model`) has answered.
+
+        One signal among several, never decisive alone (it scores at chance on espeak-ng
+        speech): it moves the words' wait only for an ambiguous transcript, and only
+        within the bounds - a confident "finished" shortens it to `audio_model_pause_ms`,
+        a confident "unfinished" lengthens it to `max_pause_ms`. It never ends a turn
+        the words call unfinished nor holds one they call finished. In shadow mode
+        (`audio_model_shadow`) it is asked and logged but changes nothing.
+        """
+        wait = self.wait_ms(text)
+        if not self.asks_model(text) or self.config.audio_model_shadow:
+            return wait
+        if complete_probability >= self.config.audio_model_complete:
+            return min(wait, float(self.config.audio_model_pause_ms))
+        if complete_probability <= self.config.audio_model_incomplete:
+            return float(self.config.max_pause_ms)
+        return wait
+
     def wait_ms(self, text: str) -> float:
         """How much silence after the last voiced frame this transcript is waited for."""
         if not self.adaptive:
             return 0.0
-        verdict = judge(text, punctuated=self.punctuated)
-        if verdict is Verdict.INCOMPLETE:
+        return self.wait_for(judge(text, punctuated=self.punctuated))
+
+    def wait_for(self, verdict: Verdict) -> float:
+        """The silence a verdict is waited for (0: the turn has ended)."""
+        if verdict is Verdict.TRAILING:
             return float(self.config.max_pause_ms)
+        if verdict is Verdict.INCOMPLETE:
+            return float(self.config.unfinished_pause_ms)
         if verdict is Verdict.UNSURE:
             return float(self.config.unpunctuated_pause_ms)
         return 0.0
@@ -107,6 +161,15 @@ class TurnEndPolicy:
         wait = self.wait_ms(text)
         return voice_end_ms + wait if wait > 0 else None
 
+    def ended(self, deadline_ms: float, now_ms: float, last_voiced_ms: float) -> bool:
+        """Has a held turn ended by `now_ms` (the end of the mic audio judged so far)?
+
+        The silence reached the deadline, and no voiced audio came within the gate's
+        start window: that may be the visitor going on, which the gate confirms (a
+        SpeechStarted resumes the turn) or not (a click costs at most the window).
+        """
+        return now_ms >= deadline_ms and now_ms - last_voiced_ms >= self.onset_window_ms
+
 
 @dataclass(slots=True)
 class PendingTurn:
@@ -115,3 +178,4 @@ class PendingTurn:
     record: TurnRecord
     text: str  # everything the visitor said in this turn so far
     deadline_ms: float  # ends then (on the mic clock) unless the visitor goes on
+    last_voiced_ms: float = 0.0  # end of the latest voiced mic period since the pause began

@@ -48,6 +48,7 @@ from agentd.events import (
     ToggleMute,
     TranscriptPartial,
     TurnFinalized,
+    TurnModelAnswered,
     VoicedAudio,
     now_ms,
 )
@@ -99,6 +100,10 @@ class Conversation:
         self._endpointed: TurnRecord | None = None
         self._resumed = False
         self._ptt_turn = False
+        # The audio turn model (turn_audio.py): when the turn began (its first part, if
+        # the visitor paused and went on), and the open question (its id, voice end).
+        self._turn_start_ms = 0.0
+        self._model_question: tuple[int, float] | None = None
         self.frames_processed = 0
         self.engagement = engagement  # None: every turn the gate opens is answered
         if engagement is not None:
@@ -116,6 +121,7 @@ class Conversation:
                 _entry(SpeechEnded, self._on_speech_ended),
                 _entry(TranscriptPartial, self._on_partial),
                 _entry(TurnFinalized, self._on_turn_finalized),
+                _entry(TurnModelAnswered, self._on_turn_model_answered),
                 _entry(BargeInSuspected, self._on_barge_in_suspected),
                 _entry(BargeInDismissed, self._on_barge_in_dismissed),
                 _entry(BargeIn, self._on_barge_in),
@@ -150,8 +156,6 @@ class Conversation:
         parts = self.parts
         guard = self._interruption
         guard.remember(chunk)
-        if self._pending is not None:
-            self._check_pending(chunk.at_ms)
         if self._ptt_active:
             self._to_stt(chunk.pcm)
             # Press-to-start: the visitor's own pause ends the turn.
@@ -161,10 +165,14 @@ class Conversation:
             if ended:
                 self._stop_push_to_talk()
             return
+        if parts.turn_audio is not None:  # the audio turn model hears the turn from here
+            parts.turn_audio.remember(chunk)
         feeding = guard.direct_feed  # before the detector: a barge-in now replays this chunk
         ringing = guard.ringing(chunk.at_ms)
         # the agent's own voice may still ring in the room: keep the gate deaf to it
         gate_events: Sequence[GateEvent] = () if ringing else parts.gate.process(chunk)
+        if self._pending is not None:  # after the gate: this chunk's own voice counts
+            self._check_pending(chunk, voiced=not ringing and parts.gate.last_voiced)
         admitted = gate_events
         if self.engagement is not None:  # near-field, wake word, conversation window
             idle = self.state is AgentState.IDLE
@@ -237,6 +245,8 @@ class Conversation:
             if self._replies.current is not None:
                 self._replies.current.discard = True  # its user text lives on in the carried turn
             self._cancel("visitor continued", keep_state=True)  # straight on to listening
+        if not (self._carry_text or self._resumed):
+            self._turn_start_ms = event.at_ms  # a new turn, not the rest of a paused one
         self._begin_listening(event.at_ms)
         if event.preroll:
             self._to_stt(event.preroll)
@@ -349,31 +359,73 @@ class Conversation:
 
     def _hold_turn(self, record: TurnRecord, text: str, deadline_ms: float) -> None:
         """The visitor paused mid-sentence: wait, maybe preparing the reply unheard."""
-        self._pending = PendingTurn(record, text, deadline_ms)
+        voice_end_ms = record.speech_end_ms or now_ms()
+        self._pending = PendingTurn(record, text, deadline_ms, last_voiced_ms=voice_end_ms)
         log.debug("turn held open until +%.0f ms", deadline_ms - now_ms())
         if self.parts.turn_end.speculate:
             self._reply_user_text = text
             self._replies.answer(record, text, held=True)
         self._set_state(AgentState.LISTENING)
+        turn_audio = self.parts.turn_audio
+        if turn_audio is not None and self.parts.turn_end.asks_model(text):
+            voice_end = record.speech_end_ms or now_ms()
+            request = turn_audio.ask(self._turn_start_ms or voice_end, voice_end)
+            self._model_question = (request, voice_end)
 
-    def _check_pending(self, at_ms: float) -> None:
+    def _on_turn_model_answered(self, answer: TurnModelAnswered) -> None:
+        """The audio turn model judged the pause: the held turn's wait may move (bounded)."""
+        pending, question = self._pending, self._model_question
+        if pending is None or question is None or answer.request_id != question[0]:
+            return  # the turn already ended, or the visitor went on: a stale answer
+        self._model_question = None
+        voice_end = question[1]
+        policy = self.parts.turn_end
+        words_wait = policy.wait_ms(pending.text)
+        wait = policy.model_wait_ms(pending.text, answer.complete_probability)
+        pending.deadline_ms = voice_end + wait  # 0: ends at the next mic period
+        log.info(  # one line per ambiguous pause: the evidence for judging the model
+            "turn model: p(complete)=%.2f; wait %.0f -> %.0f ms",
+            answer.complete_probability,
+            words_wait,
+            wait,
+            extra=fields(
+                turn_id=pending.record.turn_id,
+                stage="turn_model",
+                probability=round(answer.complete_probability, 3),
+                latency_ms=round(answer.inference_ms),
+            ),
+        )
+
+    def _check_pending(self, chunk: AudioChunk, *, voiced: bool) -> None:
         """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
         pending = self._pending
-        if pending is None or at_ms < pending.deadline_ms or self.parts.gate.last_voiced:
-            return  # a voiced frame may be the visitor going on: let the gate decide
+        if pending is None:
+            return
+        end_ms = chunk.at_ms + chunk.duration_ms
+        if voiced:  # maybe the visitor going on: the gate confirms it (SpeechStarted)
+            pending.last_voiced_ms = end_ms
+        if not self.parts.turn_end.ended(pending.deadline_ms, end_ms, pending.last_voiced_ms):
+            return
         self._pending = None
         self.parts.recorder.save(pending.record.turn_id)
         reply = self._replies.current
-        if reply is not None and reply.held:
-            log_transcript(
-                log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
-            )
-            self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
-            reply.release()
-            self._set_state(AgentState.THINKING)
-        else:
+        if reply is None or not reply.held:
             self._cancel("new turn")
             self._answer(pending.record, pending.text)
+            return
+        if self.engagement is not None and self.engagement.on_turn(pending.text, now_ms()):
+            # The limits refuse the turn, as _answer would: the prepared reply goes unheard
+            # (dropped directly, so its end does not end the conversation before the line).
+            reply.discard = True
+            self._replies.cancel("conversation limit")
+            self._on_say(Say(self.engagement.config.limit_line, "limit"))
+            return
+        log_transcript(
+            log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
+        )
+        self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
+        reply.release()
+        self._set_state(AgentState.THINKING)
 
     def _resume_pending(self) -> None:
         """The visitor went on: drop the unheard reply, keep every word for the whole turn."""
@@ -383,6 +435,8 @@ class Conversation:
         self._carry_text = pending.text
         if self._replies.current is not None:
             self._replies.current.discard = True
+        if self.parts.turn_audio is not None:
+            self.parts.turn_audio.forget()  # its answer about this pause no longer matters
         self._cancel("visitor went on", keep_state=True)
 
     # --- replying (the task itself lives in `replies`) ---------------------------------
@@ -587,12 +641,18 @@ class Conversation:
                 "sorry_line" if fault.error_kind != "stt_timeout" else "not_heard_line"
             )
 
+    def forget_heard(self) -> None:
+        """Drop the utterance the front end has open, without a turn (no events)."""
+        self.parts.gate.reset()
+        if self.engagement is not None:
+            self.engagement.gate_reset()
+
     def _set_state(self, state: AgentState) -> None:
         if self.muted and state is not AgentState.MUTED:
             state = AgentState.MUTED
         if state is self.state:
             return
         if self.state is AgentState.SPEAKING and self._interruption.agent_stopped(now_ms()):
-            self.parts.gate.reset()  # whatever it heard while we spoke was us
+            self.forget_heard()  # whatever it heard while we spoke was us
         self.state = state
         self._reporter.state_changed(state)

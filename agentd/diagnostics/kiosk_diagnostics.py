@@ -131,7 +131,7 @@ class KioskDiagnostics:
 
             def detach() -> None:
                 conversation.audio_tap = None
-                conversation.parts.gate.reset()  # its pre-roll predates the test
+                conversation.forget_heard()  # its pre-roll predates the test
 
             return detach
 

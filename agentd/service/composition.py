@@ -141,6 +141,12 @@ def build_conversation_parts(
     frame_ms = cfg.capture.period_ms
     min_clause_chars = config.tts.min_clause_chars
     tools = tools_from_config(config.llm, call_staff, on_limit=on_tool_limit)
+    turn_audio = None
+    if config.turn_end.audio_model:  # the optional extra: ConfigError (exit 78) if absent
+        from agentd.audio.turn_model import load_turn_model
+        from agentd.conversation.turn_audio import TurnAudio
+
+        turn_audio = TurnAudio(load_turn_model(config.turn_end, in_format.rate_hz), emit)
 
     return ConversationParts(
         gate=VadGate(cfg.vad, rate_hz=in_format.rate_hz, frame_ms=frame_ms),
@@ -172,7 +178,9 @@ def build_conversation_parts(
         turn_end=TurnEndPolicy(
             config.turn_end,
             punctuated=config.stt.speech_model in U3_MODELS or config.stt.format_turns,
+            onset_window_ms=float(cfg.vad.start_window_frames * frame_ms),
         ),
+        turn_audio=turn_audio,
     )
 
 

@@ -84,7 +84,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         notifier, reporting, kiosk = self.notifier, self.reporting, self.kiosk
         notifier.status("starting")
-        await kiosk.start()
+        try:
+            await kiosk.start()
+        except BaseException:
+            # A part that fails to build (a bad model file, exit 78) must not leave the
+            # devices it opened before it open: close what exists, then fail.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(kiosk.stop(), SHUTDOWN_BUDGET_S)
+            raise
         for sig, handler in (
             (signal.SIGTERM, self.request_stop),
             (signal.SIGINT, self.request_stop),

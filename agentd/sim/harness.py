@@ -231,13 +231,15 @@ class SimulatedKiosk:
 
     async def stop(self) -> int:
         code = 0
-        if self._task is not None:
-            self.daemon.request_stop()
-            code = int(await self._task)
-            self._task = None
-        if self.stack is not None:
-            await asyncio.to_thread(self.stack.stop)
-            self.stack = None
+        try:
+            if self._task is not None:
+                task, self._task = self._task, None
+                self.daemon.request_stop()
+                code = int(await task)  # re-raises the daemon's start-up error
+        finally:
+            if self.stack is not None:
+                await asyncio.to_thread(self.stack.stop)
+                self.stack = None
         return code
 
     async def run_scenario(self, timeout_s: float | None = None) -> int:

@@ -220,6 +220,10 @@ class SimSpeaker:
             self.advance(at_ms)
             at_ms += self.period_ms
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Stop the clock (if any) and write the WAV; idempotent."""
         with self._lock:
