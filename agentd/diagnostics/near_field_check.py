@@ -13,8 +13,8 @@ levels (of the frames webrtcvad calls voiced: the pauses of a spoken sentence ar
 the visitor), the room's median. The gate's own floor is a tracked minimum, a little
 below the median in steady noise, so the threshold reported here errs on the high side.
 
-A mic array's channel agreement is not calibrated here: the self-test records the one
-channel the conversation hears.
+With a mic array the self-test records its mics too, and the channels' agreement is
+checked and calibrated beside the level (agentd.diagnostics.agreement_check).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from agentd.audio.format import AudioFormat
 from agentd.audio.near_field import FRAME_MS, frame_levels, thresholds
 from agentd.config import Config
 from agentd.config.sections_audio import VadConfig
+from agentd.diagnostics.agreement_check import AgreementCheck, agreement_advice, check_agreement
 from agentd.diagnostics.probe import Recording
 
 VOICE_MS = 5000.0  # "say a sentence at the kiosk now": one sentence is 2-4 s, plus reaction
@@ -54,6 +55,7 @@ class NearFieldCheck:
     recommended_min_level_dbfs: float | None
     recommended_min_snr_db: float | None
     note: str = ""
+    agreement: AgreementCheck | None = None  # a mic array's channels; None: a mono capture
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -69,12 +71,15 @@ def check_near_field(
     floor = room[len(room) // 2] if room else dsp.SILENCE_DB
     threshold = max(near.min_level_dbfs, floor + near.min_snr_db)
     voiced_ms: float | None = None
+    voiced_at: tuple[float, ...] | None = None  # the sentence's voiced frames (ms in voice)
     source = "provided" if visitor_level_dbfs is not None else ""
     if visitor_level_dbfs is None and recording.voice:
-        levels = voiced_levels(recording.voice, fmt, config.audio.vad, floor)
+        frames = voiced_frames(recording.voice, fmt, config.audio.vad, floor)
+        levels = sorted(level for _, level in frames)
         voiced_ms = float(len(levels) * FRAME_MS)
         if voiced_ms >= MIN_VOICED_MS:
             visitor_level_dbfs, source = levels[int(0.9 * (len(levels) - 1))], "spoken"
+            voiced_at = tuple(float(i * FRAME_MS) for i, _ in frames)
     check = NearFieldCheck(
         enabled=near.enabled,
         noise_floor_dbfs=round(floor, 1),
@@ -86,6 +91,7 @@ def check_near_field(
         bystander_margin_db=None,
         recommended_min_level_dbfs=None,
         recommended_min_snr_db=None,
+        agreement=check_agreement(recording, config, voiced_at),
     )
     if visitor_level_dbfs is None:
         note = (
@@ -111,21 +117,35 @@ def check_near_field(
 def voiced_levels(pcm: bytes, fmt: AudioFormat, vad: VadConfig, floor_dbfs: float) -> list[float]:
     """Sorted dBFS of the FRAME_MS frames webrtcvad calls speech and that stand above
     the room (a sentence's pauses, and noise webrtcvad misjudges, are not the visitor)."""
+    return sorted(level for _, level in voiced_frames(pcm, fmt, vad, floor_dbfs))
+
+
+def voiced_frames(
+    pcm: bytes, fmt: AudioFormat, vad: VadConfig, floor_dbfs: float
+) -> list[tuple[int, float]]:
+    """(index, dBFS) of the voiced_levels frames, in time order (frame i starts at
+    i * FRAME_MS)."""
     import webrtcvad
 
     size = fmt.bytes_for_ms(FRAME_MS)
     detector = webrtcvad.Vad(vad.aggressiveness)
-    out: list[float] = []
+    out: list[tuple[int, float]] = []
     for i in range(0, len(pcm) - size + 1, size):
         frame = pcm[i : i + size]
         level = frame_levels(frame, fmt)[0]
         if level >= floor_dbfs + VOICED_ABOVE_FLOOR_DB and detector.is_speech(frame, fmt.rate_hz):
-            out.append(level)
-    return sorted(out)
+            out.append((i // size, level))
+    return out
 
 
 def near_field_advice(check: NearFieldCheck, config: Config) -> list[tuple[str, str]]:
-    """(config key, advice) for the near-field gate; none while it is off or uncalibrated."""
+    """(config key, advice) for the near-field gate: its level, then a mic array's
+    agreement; none while it is off, uncalibrated, or both have their margins."""
+    return level_advice(check, config) + agreement_advice(check.agreement, config)
+
+
+def level_advice(check: NearFieldCheck, config: Config) -> list[tuple[str, str]]:
+    """(config key, advice) for the gate's level; none while it is off or uncalibrated."""
     near = config.engagement.near_field
     visitor, level = check.visitor_level_dbfs, check.recommended_min_level_dbfs
     snr, above, below = (

@@ -10,7 +10,7 @@ barge-in detector sees: speaker buffer, air and capture buffer together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -48,11 +48,22 @@ class Recording:
     # like alsa's file plugin, overlaps chunks there and loses energy)
     voice: bytes = b""  # the mic after the echo, while the operator spoke (near-field
     # calibration, agentd.diagnostics.near_field_check); empty when nobody was asked
+    # A mic array's raw mics over the same spans (interleaved, `array_channels` of them;
+    # AudioChunk.array), for the agreement's calibration; empty for a mono capture.
+    array: bytes = b""  # beside `mic`
+    array_voice: bytes = b""  # beside `voice`
+    array_channels: int = 0
 
     @property
     def room(self) -> bytes:
         """The mic before the probe played: the quiet room."""
         return self.mic[: int(self.probe_start_ms * self.rate_hz / 1000) * 2]
+
+    @property
+    def array_room(self) -> bytes:
+        """The array's mics before the probe played (b"" without an array)."""
+        frames = int(self.probe_start_ms * self.rate_hz / 1000)
+        return self.array[: frames * 2 * self.array_channels]
 
     @property
     def duration_ms(self) -> float:
@@ -75,6 +86,23 @@ class Measurement:
     vad_voiced_percent: float
     vad_gate_opened: bool
     probe_dbfs: float
+
+
+def with_array(recording: Recording, chunks: list[AudioChunk], mark: int) -> Recording:
+    """The array's mics beside the mono recording (the agreement's calibration), when
+    every chunk carries them in one format; a mono capture's recording is unchanged."""
+    first = chunks[0].array if chunks else None
+    if first is None or first.fmt.channels < 2 or first.fmt.rate_hz != recording.rate_hz:
+        return recording
+    mics = [c.array for c in chunks if c.array is not None and c.array.fmt == first.fmt]
+    if len(mics) != len(chunks):
+        return recording  # a capture that changed format mid-test: no aligned array audio
+    return replace(
+        recording,
+        array=b"".join(m.pcm for m in mics[:mark]),
+        array_voice=b"".join(m.pcm for m in mics[mark:]),
+        array_channels=first.fmt.channels,
+    )
 
 
 def record_ms() -> float:

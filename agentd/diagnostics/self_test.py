@@ -1,7 +1,8 @@
 """The audio self-test: play a sweep, record the room, report and recommend.
 
 With a visitor's level (spoken when `agentd test-hardware` asks, or given) it also
-calibrates the near-field gate (agentd.diagnostics.near_field_check). One implementation
+calibrates the near-field gate (agentd.diagnostics.near_field_check); with a mic array
+it records the mics too, for the gate's channel agreement (agreement_check). One implementation
 for `agentd test-hardware` (devices opened by the CLI) and MQTT `cmd/self_test` (the
 running kiosk's devices, mic taken from the conversation for the test's two seconds).
 `DeviceProbe` plays and records on any `PlaybackDevice` and any source of mic chunks;
@@ -81,6 +82,7 @@ class SelfTestReport:
     def summary(self) -> dict[str, object]:
         """What `health` carries: the numbers Home Assistant's sensors show."""
         m, near = self.measurement, self.near_field
+        agreement = near.agreement if near is not None else None
         return {
             "ok": self.ok,
             "at_unix_s": round(self.at_unix_s, 1),
@@ -91,6 +93,10 @@ class SelfTestReport:
             "recommendations": len(self.recommendations),
             "near_field_threshold_dbfs": near.threshold_dbfs if near else None,
             "near_field_margin_db": near.visitor_margin_db if near else None,
+            # a mic array's agreement (None for a mono capture)
+            "near_field_visitor_coherence": agreement.visitor_coherence if agreement else None,
+            "near_field_room_coherence": agreement.room_coherence if agreement else None,
+            "near_field_coherence_margin": agreement.visitor_margin if agreement else None,
             **({"error": self.error} if self.error else {}),
         }
 
@@ -173,7 +179,7 @@ class DeviceProbe:
         with lock:
             taken = list(chunks)
         voice = b"".join(c.pcm for c in taken[mark:])
-        return replace(self._recording(taken[:mark], sweep), voice=voice)
+        return p.with_array(replace(self._recording(taken[:mark], sweep), voice=voice), taken, mark)
 
     def _recording(self, chunks: list[AudioChunk], sweep: bytes) -> p.Recording:
         mic = b"".join(c.pcm for c in chunks)
@@ -380,6 +386,15 @@ def log_report(report: SelfTestReport) -> None:
             "near_field_margin_db": near.visitor_margin_db,
             "near_field_bystander_margin_db": near.bystander_margin_db,
         }
+        if (agreement := near.agreement) is not None:  # a mic array; mono: no such fields
+            numbers |= {
+                "near_field_room_coherence": agreement.room_coherence,
+                "near_field_visitor_coherence": agreement.visitor_coherence,
+                "near_field_min_coherence": agreement.min_coherence,
+                "near_field_coherence_margin": agreement.visitor_margin,
+                "near_field_room_coherence_margin": agreement.room_margin,
+                "near_field_recommended_min_coherence": agreement.recommended_min_coherence,
+            }
     keys = ",".join(r.key for r in report.recommendations)
     log.log(
         logging.INFO if report.ok else logging.WARNING,

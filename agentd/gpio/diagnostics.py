@@ -5,9 +5,10 @@ test-hardware runs the audio self-test (agentd.diagnostics.self_test, the same o
 room back in, with echo delay and coupling, noise floor, mic level, clipping and advice
 naming the config key to change. Asked to (`voice_s`), it then prompts the installer to
 say a sentence at the kiosk and calibrates the near-field gate from it, or from a level
-the installer gives (`visitor_level_dbfs`). Then it lights each LED in turn and waits
-(with a timeout) for each fitted button. It runs with `gpio.pin_factory = "mock"` too, which is
-how the tests drive it; the device backends (`alsa`, or the simulator's) are passed in.
+the installer gives (`visitor_level_dbfs`); with a mic array, the channels' agreement
+too. Then it lights each LED in turn and waits (with a timeout) for each fitted button.
+It runs with `gpio.pin_factory = "mock"` too, which is how the tests drive it; the
+device backends (`alsa`, or the simulator's) are passed in.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 
 from agentd.audio.format import AudioChunk, AudioFormat
 from agentd.config import Config
+from agentd.diagnostics.agreement_check import AgreementCheck
 from agentd.diagnostics.near_field_check import NearFieldCheck
 from agentd.diagnostics.self_test import DeviceProbe, run_self_test
 from agentd.errors import AgentdError
@@ -131,6 +133,8 @@ def _check_audio(
               f"clipped {m.clipped_percent} %, echo {delay}")  # fmt: skip
     if report.near_field is not None:
         _say(out, near_field_line(report.near_field))
+        if report.near_field.agreement is not None:
+            _say(out, agreement_line(report.near_field.agreement))
     for advice in report.recommendations:
         _say(out, f"ADVICE {advice.key}: {advice.advice}")
     _say(out, "OK audio" if report.ok else "FAIL audio (see ADVICE)")
@@ -150,6 +154,23 @@ def near_field_line(near: NearFieldCheck) -> str:
         f"{near.visitor_margin_db:+} dB; a bystander at 3 m, margin "
         f"{near.bystander_margin_db:+} dB; calibrated: min_level_dbfs "
         f"{near.recommended_min_level_dbfs}, min_snr_db {near.recommended_min_snr_db}"
+    )
+
+
+def agreement_line(check: AgreementCheck) -> str:
+    """A mic array's agreement in one line: room, threshold, visitor, margins, advice."""
+    off = " (off)" if check.min_coherence <= 0 else ""
+    room = "n/a" if check.room_coherence is None else check.room_coherence
+    head = f"near-field array ({check.channels} mics{off}): room coherence {room}"
+    head += f", gate min_coherence {check.min_coherence}"
+    if check.room_margin is not None:
+        head += f" (room margin {check.room_margin:+})"
+    if check.visitor_coherence is None:
+        return f"{head}; {check.note}" if check.note else head
+    margin = "" if check.visitor_margin is None else f", margin {check.visitor_margin:+}"
+    return (
+        f"{head}; visitor {check.visitor_coherence} (spoken){margin}; calibrated: "
+        f"min_coherence {check.recommended_min_coherence}"
     )
 
 

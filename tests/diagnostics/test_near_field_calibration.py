@@ -30,6 +30,7 @@ from agentd.service.composition import BUILTIN_BACKENDS
 from agentd.sim.devices import with_sim
 from agentd.sim.lobby import BYSTANDER_LINES, ROOM_TONE_DBFS, VISITOR_DBFS, at_level
 from agentd.sim.mic import SimMic
+from agentd.sim.room import RoomRenderer
 from agentd.sim.scenario import Scenario, ScenarioTurn
 from agentd.sim.speaker import SimSpeaker
 from agentd.sim.speech import render_noise, render_speech
@@ -48,14 +49,21 @@ def speech_at(level_dbfs: float, text: str = LINE, voice: str = "en-us") -> byte
 
 
 class SimKiosk:
-    """A SimSpeaker and a SimMic (room tone, and a visitor who speaks at SPEAKS_AT_MS)."""
+    """A SimSpeaker and a SimMic (room tone, and a visitor who speaks at SPEAKS_AT_MS);
+    with a `room` the mic is an array and the visitor stands `distance_m` away."""
 
-    def __init__(self, visitor: bytes | None) -> None:
+    def __init__(
+        self, visitor: bytes | None, room: RoomRenderer | None = None, distance_m: float = 0.7
+    ) -> None:
         self.speaker = SimSpeaker(FMT, period_ms=20)
-        turns = (ScenarioTurn("calibration line", pause_before_ms=SPEAKS_AT_MS),) if visitor else ()
+        turns = (
+            (ScenarioTurn("calibration line", pause_before_ms=SPEAKS_AT_MS, distance_m=distance_m),)
+            if visitor
+            else ()
+        )
         scenario = Scenario("near-field", turns, noise_db=ROOM_TONE_DBFS, tail_ms=30000)
         self.mic = SimMic(scenario, fmt=FMT, period_ms=20, speaker=self.speaker, realtime=True,
-                          speech=[visitor] if visitor else None)  # fmt: skip
+                          speech=[visitor] if visitor else None, room=room)  # fmt: skip
         self._tap: Callable[[AudioChunk], None] | None = None
 
     def attach(self, on_chunk: Callable[[AudioChunk], None]) -> Callable[[], None]:
@@ -85,9 +93,9 @@ def kiosks() -> Iterator[list[SimKiosk]]:
         kiosk.close()
 
 
-async def self_test(kiosks: list[SimKiosk], config: Config, visitor: bytes | None,
-                    **kwargs: Any) -> SelfTestReport:  # fmt: skip
-    kiosk = SimKiosk(visitor)
+async def self_test(kiosks: list[SimKiosk], config: Config, visitor: bytes | None, *,
+                    room: RoomRenderer | None = None, **kwargs: Any) -> SelfTestReport:  # fmt: skip
+    kiosk = SimKiosk(visitor, room)
     kiosks.append(kiosk)
     return await run_self_test(DeviceProbe(kiosk.speaker, kiosk.attach, FMT), config, **kwargs)
 
@@ -155,6 +163,9 @@ async def test_spoken_sentence_calibrates_a_gate_that_separates_visitor_and_byst
     assert isinstance(result["near_field"], dict)
     assert result["near_field"]["recommended_min_level_dbfs"] == level
     assert report.summary()["near_field_margin_db"] == near.visitor_margin_db
+    # a mono mic: no array, so no agreement check and no coherence anywhere
+    assert near.agreement is None and result["near_field"]["agreement"] is None
+    assert report.summary()["near_field_visitor_coherence"] is None
 
 
 async def test_silence_when_asked_is_reported_not_calibrated(kiosks: list[SimKiosk]) -> None:
@@ -222,6 +233,7 @@ def test_test_hardware_asks_for_a_sentence_and_prints_the_calibration(tmp_path: 
     near = next(i for i, line in enumerate(lines) if line.startswith("near-field:"))
     assert asked < near, lines
     assert "(spoken)" in lines[near] and "calibrated: min_level_dbfs" in lines[near], lines[near]
+    assert not [line for line in lines if "coherence" in line], lines  # a mono mic
 
 
 def test_mqtt_self_test_takes_a_visitor_level() -> None:
