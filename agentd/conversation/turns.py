@@ -7,6 +7,11 @@ type to its handler. The conversation owns the AgentState, starts and cancels re
 and reports state, faults and per-turn metrics through its `Reporter`. Cancellation
 always goes through `_cancel`, so every path stops the LLM stream, the TTS stream and
 the speaker the same way and keeps only the heard text in the history.
+
+By concern, its handlers live in mixins over one state (conversation_base.py): barge-in
+(barge_in_handling.py), held turns of the turn-end policy (held_turns.py) and operator
+commands (operator_commands.py); this module keeps the audio path, dispatch, listening,
+replying and state.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 from agentd.audio.format import AudioChunk
+from agentd.conversation.barge_in_handling import BargeInHandling
 from agentd.conversation.engagement import Engagement
+from agentd.conversation.held_turns import HeldTurns
 from agentd.conversation.interruption import Interruption
+from agentd.conversation.operator_commands import OperatorCommands
 from agentd.conversation.parts import ConversationParts
 from agentd.conversation.ports import GateEvent, Reporter
 from agentd.conversation.replies import Replies, ReplyFactory
@@ -66,7 +74,7 @@ def _entry(kind: type[E], handler: Callable[[E], None]) -> tuple[type, Handler]:
     return kind, cast(Handler, handler)
 
 
-class Conversation:
+class Conversation(HeldTurns, BargeInHandling, OperatorCommands):
     """Owns the conversation state; see the module docstring."""
 
     def __init__(
@@ -296,18 +304,6 @@ class Conversation:
             self._listening.speech_end_ms = self._listening.endpoint_ms = now_ms()
         self.parts.stt.end_utterance()
 
-    def _on_partial(self, event: TranscriptPartial) -> None:
-        """STT heard words: a held reply was a real interruption, drop it."""
-        if not event.text.strip():
-            return
-        if self.parts.barge_in is not None:
-            self.parts.barge_in.note_words()
-        if self._interruption.held:
-            self._interruption.held = False
-            if self._replies.current is not None:
-                self._replies.current.record.barge_in_confirmed = True
-            self._cancel("barge-in confirmed by words", keep_state=True)
-
     def _on_turn_finalized(self, event: TurnFinalized) -> None:
         text = event.text.strip()
         recorder = self.parts.recorder
@@ -355,101 +351,12 @@ class Conversation:
         log.info("turn started", extra=fields(turn_id=record.turn_id, stage="stt"))
         self._start_reply(record, text)
 
-    # --- the turn-end policy's hooks (turn_end.py) --------------------------------------
-
-    def _hold_turn(self, record: TurnRecord, text: str, deadline_ms: float) -> None:
-        """The visitor paused mid-sentence: wait, maybe preparing the reply unheard."""
-        voice_end_ms = record.speech_end_ms or now_ms()
-        self._pending = PendingTurn(record, text, deadline_ms, last_voiced_ms=voice_end_ms)
-        log.debug("turn held open until +%.0f ms", deadline_ms - now_ms())
-        if self.parts.turn_end.speculate:
-            self._reply_user_text = text
-            self._replies.answer(record, text, held=True)
-        self._set_state(AgentState.LISTENING)
-        turn_audio = self.parts.turn_audio
-        if turn_audio is not None and self.parts.turn_end.asks_model(text):
-            voice_end = record.speech_end_ms or now_ms()
-            request = turn_audio.ask(self._turn_start_ms or voice_end, voice_end)
-            self._model_question = (request, voice_end)
-
-    def _on_turn_model_answered(self, answer: TurnModelAnswered) -> None:
-        """The audio turn model judged the pause: the held turn's wait may move (bounded)."""
-        pending, question = self._pending, self._model_question
-        if pending is None or question is None or answer.request_id != question[0]:
-            return  # the turn already ended, or the visitor went on: a stale answer
-        self._model_question = None
-        voice_end = question[1]
-        policy = self.parts.turn_end
-        words_wait = policy.wait_ms(pending.text)
-        wait = policy.model_wait_ms(pending.text, answer.complete_probability)
-        pending.deadline_ms = voice_end + wait  # 0: ends at the next mic period
-        log.info(  # one line per ambiguous pause: the evidence for judging the model
-            "turn model: p(complete)=%.2f; wait %.0f -> %.0f ms",
-            answer.complete_probability,
-            words_wait,
-            wait,
-            extra=fields(
-                turn_id=pending.record.turn_id,
-                stage="turn_model",
-                probability=round(answer.complete_probability, 3),
-                latency_ms=round(answer.inference_ms),
-            ),
-        )
-
-    def _check_pending(self, chunk: AudioChunk, *, voiced: bool) -> None:
-        """Each mic period: the pause outlasted the policy's wait -> the turn has ended."""
-        pending = self._pending
-        if pending is None:
-            return
-        end_ms = chunk.at_ms + chunk.duration_ms
-        if voiced:  # maybe the visitor going on: the gate confirms it (SpeechStarted)
-            pending.last_voiced_ms = end_ms
-        if not self.parts.turn_end.ended(pending.deadline_ms, end_ms, pending.last_voiced_ms):
-            return
-        self._pending = None
-        self.parts.recorder.save(pending.record.turn_id)
-        reply = self._replies.current
-        if reply is None or not reply.held:
-            self._cancel("new turn")
-            self._answer(pending.record, pending.text)
-            return
-        if self.engagement is not None and self.engagement.on_turn(pending.text, now_ms()):
-            # The limits refuse the turn, as _answer would: the prepared reply goes unheard
-            # (dropped directly, so its end does not end the conversation before the line).
-            reply.discard = True
-            self._replies.cancel("conversation limit")
-            self._on_say(Say(self.engagement.config.limit_line, "limit"))
-            return
-        log_transcript(
-            log, "visitor", pending.text, pending.record.turn_id, enabled=self.log_transcripts
-        )
-        self._reporter.transcript("visitor", pending.text, pending.record.turn_id)
-        reply.release()
-        self._set_state(AgentState.THINKING)
-
-    def _resume_pending(self) -> None:
-        """The visitor went on: drop the unheard reply, keep every word for the whole turn."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        self._carry_text = pending.text
-        if self._replies.current is not None:
-            self._replies.current.discard = True
-        if self.parts.turn_audio is not None:
-            self.parts.turn_audio.forget()  # its answer about this pause no longer matters
-        self._cancel("visitor went on", keep_state=True)
-
     # --- replying (the task itself lives in `replies`) ---------------------------------
 
     def _start_reply(self, record: TurnRecord, user_text: str) -> None:
         self._reply_user_text = user_text
         self._replies.answer(record, user_text)
         self._set_state(AgentState.THINKING)
-
-    def _on_say(self, command: Say) -> None:
-        """Announce text now (MQTT `say`), cancelling any reply in flight."""
-        self._cancel(f"say ({command.source})")
-        self._replies.announce(command.text)
 
     def _on_first_audio(self, event: FirstAudioPlayed) -> None:
         """The device started sounding new audio (bridged from the playback thread)."""
@@ -521,108 +428,7 @@ class Conversation:
     def log_transcripts(self, enabled: bool) -> None:
         self._replies.log_transcripts = enabled
 
-    # --- barge-in (the interruption policy) --------------------------------------------
-
-    def _on_barge_in_suspected(self, _event: BargeInSuspected) -> None:
-        if self.state is AgentState.SPEAKING:
-            self.parts.speaker.pause()  # silence within a period; cancel only if confirmed
-
-    def _on_barge_in_dismissed(self, _event: BargeInDismissed) -> None:
-        if self.state is AgentState.SPEAKING and not self._interruption.held:
-            self.parts.speaker.resume()
-
-    def _on_barge_in(self, event: BargeIn) -> None:
-        """Confirmed visitor speech over the reply: hold the reply, listen to the visitor.
-
-        The reply stays paused (not cancelled) until STT hears words, which cancels it,
-        or until the detector calls it a false barge-in, which resumes it: a cough must
-        not leave the visitor in silence.
-        """
-        reply, guard = self._replies.current, self._interruption
-        if reply is None or guard.held:
-            return
-        detect_ms = round(event.at_ms - event.onset_ms)
-        log.info("barge-in", extra=fields(stage="barge_in", latency_ms=detect_ms))
-        self._reporter.event("barge_in", {"onset_to_detect_ms": detect_ms})
-        self.parts.speaker.pause()
-        guard.hold()
-        reply.record.barge_ins += 1
-        self._begin_listening(event.onset_ms, barge_ins=1)
-        for pcm in guard.replay_from(event.onset_ms):
-            self._to_stt(pcm)
-
-    def _on_false_barge_in(self, _event: FalseBargeIn) -> None:
-        guard = self._interruption
-        if not guard.held or not self._replies.in_flight:
-            return
-        log.info("false barge-in: resuming the reply", extra=fields(stage="barge_in"))
-        guard.release()
-        self._listening = None
-        self.parts.stt.end_utterance()
-        self.parts.speaker.resume()
-        self._set_state(AgentState.SPEAKING)
-
     # --- commands, faults, state --------------------------------------------------------
-
-    def _on_set_muted(self, command: SetMuted) -> None:
-        self._set_muted(command.muted)
-
-    def _on_toggle_mute(self, _command: ToggleMute) -> None:
-        self._set_muted(not self.muted)
-
-    def _set_muted(self, muted: bool) -> None:
-        was_muted, self.muted = self.muted, muted
-        self.parts.gate.set_muted(muted)  # an open utterance is dropped, not finished
-        if muted and not was_muted:
-            self._cancel("muted")
-            self._carry_text = ""  # nothing said before the mute is answered after it
-            self._ptt_active = False
-            self._interruption.release()
-            if self._listening is not None:
-                # Whatever the visitor said so far is not sent on: close the STT turn and
-                # ignore its transcript (see _on_turn_finalized).
-                self._listening = None
-                self.parts.stt.end_utterance()
-            self._set_state(AgentState.MUTED)
-        elif self.state is AgentState.MUTED:
-            self._set_state(AgentState.IDLE)
-
-    def _on_set_volume(self, command: SetVolume) -> None:
-        self.parts.speaker.set_volume(command.level)
-
-    def _on_reset(self, command: ResetConversation) -> None:
-        """Forget the conversation: the reply in flight leaves nothing in the history."""
-        if self._replies.current is not None:
-            self._replies.current.discard = True
-        self._cancel(f"reset ({command.source})")
-        self._carry_text = ""
-        self.parts.history.reset()
-
-    def _on_button_pressed(self, fact: ButtonPressed) -> None:
-        """Report the press; the command it stands for was posted right behind it."""
-        self._reporter.event("button", {"button": fact.button, "long_press": fact.long_press})
-
-    def _on_presence(self, fact: PresenceChanged) -> None:
-        if self.engagement is not None:
-            self.engagement.on_presence(fact.present, fact.at_ms)
-
-    def greet(self, text: str) -> None:
-        """Someone arrived (presence): say the greeting, as an announcement."""
-        self._on_say(Say(text, "presence"))
-
-    def end_conversation(self, reason: str) -> None:
-        """The engagement ended: forget the visitor, close the STT session (privacy, cost)."""
-        if reason == "left" and self._replies.current is not None:
-            self._replies.current.discard = True  # nobody is there to hear the rest
-            self._cancel("visitor left")
-        self._carry_text = ""
-        self.parts.history.reset()
-        self.parts.stt.end_session()
-        if self.parts.tool_limits is not None:
-            self.parts.tool_limits.new_conversation()
-
-    def _on_call_staff(self, command: CallStaff) -> None:
-        self._reporter.call_staff(command.reason, command.source)
 
     def _on_link_fault(self, fault: FaultRaised) -> None:
         if self.muted and fault.error_kind == "stt_timeout":
