@@ -10,7 +10,8 @@ Entities: the conversation state and the engagement state (waiting / engaged; en
 sensors, the engagement's reason and modes as attributes), voice-to-voice latency, turns today;
 diagnostic sensors (entity_category `diagnostic`) for errors, the last self-test's echo
 delay / echo coupling / noise floor / clipping / near-field margin (the visitor's level
-over the gate's threshold, unknown unless a level was given), the config hash and the
+over the gate's threshold, unknown unless a level was given) / array agreement margin
+(mic arrays: the visitor's coherence over min_coherence), the config hash and the
 capture state;
 a mute switch, a volume number (0..100 %), and buttons restart-conversation, test-speaker
 and self-test. All sensors read retained topics, so they survive a Home Assistant
@@ -169,6 +170,10 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
         ("sensor", "near_field_margin", _diagnostic_sensor(
             "Self-test near-field margin", health, "self_test.near_field_margin_db",
             unit_of_measurement="dB", state_class="measurement", icon="mdi:account-voice")),
+        # mic arrays only (null otherwise): visitor coherence minus min_coherence
+        ("sensor", "coherence_margin", _diagnostic_sensor(
+            "Self-test array agreement margin", health, "self_test.near_field_coherence_margin",
+            state_class="measurement", icon="mdi:microphone-variant")),
         ("sensor", "config_hash", _diagnostic_sensor(
             "Config hash", health, "config_hash", icon="mdi:file-cog-outline")),
         ("sensor", "capture", _diagnostic_sensor(

@@ -124,7 +124,7 @@ PER_PLATFORM: dict[str, tuple[list[str], dict[str, Any]]] = {
     }),
 }  # fmt: skip
 DIAGNOSTIC = {"latency", "errors", "echo_delay", "echo_coupling", "noise_floor", "clipping",
-              "near_field_margin", "config_hash", "capture", "self_test",
+              "near_field_margin", "coherence_margin", "config_hash", "capture", "self_test",
               "test_speaker"}  # fmt: skip
 
 
@@ -154,7 +154,7 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     assert config["origin"]["name"] == "agentd" and config["origin"]["sw_version"] == "0.1.0"
     components = config["components"]
     platforms = sorted(c["platform"] for c in components.values())
-    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 12 + ["switch"]
+    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 13 + ["switch"]
     for object_id, entity in components.items():
         jsonschema.validate(entity, schema_for(entity["platform"]))
         assert re.fullmatch(r"[\w-]+", object_id)
@@ -202,7 +202,7 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
         "volume_percent": 60, "config_hash": "0123456789abcdef",
         "self_test": {"echo_delay_ms": 42.0, "echo_coupling_db": -18.5,
                       "noise_floor_dbfs": -61.0, "clipped_percent": 0.0,
-                      "near_field_margin_db": 8.5},
+                      "near_field_margin_db": 8.5, "near_field_coherence_margin": 0.31},
         "capture": {"armed_turns": 2},
     }  # fmt: skip
     for entity in config["components"].values():
