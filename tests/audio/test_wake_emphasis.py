@@ -16,6 +16,7 @@ from agentd.config.sections_engagement import EngagementConfig, NearFieldConfig,
 from agentd.conversation.engagement import EngagementState, engagement_from_config
 from agentd.sim.lobby import ROOM_TONE_DBFS, at_level, voiced_end_ms
 from agentd.sim.speech import render_noise, render_speech, tools_available
+from tests.conversation.fakes import FakeEngagementReporter
 
 FMT = AudioFormat(16000)
 
@@ -66,17 +67,6 @@ def _wake_over_bystander() -> bytes:
     return bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
 
 
-class Quiet:
-    def __init__(self) -> None:
-        self.changes: list[tuple[EngagementState, str]] = []
-
-    def engagement_changed(self, state: EngagementState, reason: str) -> None:
-        self.changes.append((state, reason))
-
-    def event(self, name: str, payload: dict[str, object]) -> None:
-        pass
-
-
 @pytest.mark.skipif(not tools_available(), reason="espeak-ng and sox are needed")
 @pytest.mark.parametrize("emphasis", [True, False])
 def test_the_wake_word_is_heard_over_a_bystander(emphasis: bool) -> None:
@@ -88,7 +78,7 @@ def test_the_wake_word_is_heard_over_a_bystander(emphasis: bool) -> None:
         near_field=NearFieldConfig(min_level_dbfs=-28.0),  # calibrated for a visitor at -20
         wake_word=WakeWordConfig(near_field_emphasis=emphasis),
     )
-    reporter = Quiet()
+    reporter = FakeEngagementReporter()
     engagement = engagement_from_config(config, reporter, 16000)
     gate, pcm = VadGate(VadConfig(), 16000, 20), _wake_over_bystander()
     for offset in range(0, len(pcm) - 640 + 1, 640):

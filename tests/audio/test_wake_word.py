@@ -18,6 +18,7 @@ from agentd.errors import ConfigError
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 from agentd.sim.lobby import VISITOR_VOICES, VISITOR_WPM, voiced_end_ms
 from agentd.sim.speech import render_noise, render_speech
+from tests.conversation.fakes import FakeEngagementReporter
 
 pytest.importorskip("pymicro_wakeword")
 FMT = AudioFormat(16000)
@@ -77,21 +78,10 @@ def test_custom_model_loads_from_a_path() -> None:
     detector.close()
 
 
-class Quiet:
-    def __init__(self) -> None:
-        self.changes: list[tuple[EngagementState, str]] = []
-
-    def engagement_changed(self, state: EngagementState, reason: str) -> None:
-        self.changes.append((state, reason))
-
-    def event(self, name: str, payload: dict[str, object]) -> None:
-        pass
-
-
 def test_wake_word_mode_turns_the_rest_of_the_utterance_into_the_turn() -> None:
     """Real gate, near-field gate and detector: "Okay Nabu, when are you open?" is one
     turn that starts at the detection; a bystander sentence before it is none."""
-    reporter = Quiet()
+    reporter = FakeEngagementReporter()
     config = EngagementConfig(
         modes=("wake_word",), near_field=NearFieldConfig(min_level_dbfs=-40.0, min_snr_db=10.0)
     )

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from agentd.audio.format import AudioChunk
+from agentd.conversation.engagement import EngagementState
 from agentd.conversation.ports import GateEvent
 from agentd.events import (
     AgentState,
@@ -421,3 +422,17 @@ class FakeReporter:
 
     def transcript(self, who: str, text: str, turn_id: str) -> None:
         self.transcripts.append((who, text, turn_id))
+
+
+@dataclass
+class FakeEngagementReporter:
+    """The engagement policy's reporter: every state change and event, in order."""
+
+    changes: list[tuple[EngagementState, str]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+
+    def engagement_changed(self, state: EngagementState, reason: str) -> None:
+        self.changes.append((state, reason))
+
+    def event(self, name: str, payload: dict[str, object]) -> None:
+        self.events.append((name, payload))

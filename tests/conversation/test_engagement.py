@@ -3,8 +3,6 @@ conversation ends, and what ending does (history wiped, STT session closed)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from agentd.config.sections_engagement import EngagementConfig, NearFieldConfig, PresenceConfig
 from agentd.conversation.engagement import Engagement, EngagementState
 from agentd.events import (
@@ -17,24 +15,13 @@ from agentd.events import (
 )
 from agentd.gpio.presence import PresenceChanged
 from agentd.llm.events import LlmDone, TextDelta
+from tests.conversation.fakes import FakeEngagementReporter
 from tests.conversation.rig import Rig, build_rig, chunk, history_after, settle
 
 
-@dataclass
-class EngagementLog:
-    changes: list[tuple[EngagementState, str]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, object]]] = field(default_factory=list)
-
-    def engagement_changed(self, state: EngagementState, reason: str) -> None:
-        self.changes.append((state, reason))
-
-    def event(self, name: str, payload: dict[str, object]) -> None:
-        self.events.append((name, payload))
-
-
-def engaged_rig(**config: object) -> tuple[Rig, Engagement, EngagementLog]:
+def engaged_rig(**config: object) -> tuple[Rig, Engagement, FakeEngagementReporter]:
     rig = build_rig()
-    log = EngagementLog()
+    log = FakeEngagementReporter()
     settings: dict[str, object] = {"near_field": NearFieldConfig(enabled=False)}
     settings.update(config)
     engagement = Engagement(EngagementConfig(**settings), log)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ agreement check at all."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import wave
@@ -247,18 +248,10 @@ def test_test_hardware_prints_the_coherence_line(tmp_path: Path) -> None:
                                      "playback": {"backend": "sim"},
                                      "sim": {"scenario": str(scenario)}},
                            "engagement": {"near_field": {"min_coherence": 0.9}}})  # fmt: skip
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text: str) -> int:
-            lines.extend(text.splitlines())
-            return len(text)
-
-        def flush(self) -> None:
-            pass
-
-    rc = run_hardware_check(config, Out(), voice_s=VOICE_MS / 1000,  # type: ignore[arg-type]
+    out = io.StringIO()
+    rc = run_hardware_check(config, out, voice_s=VOICE_MS / 1000,
                             backends=with_sim(BUILTIN_BACKENDS))  # fmt: skip
+    lines = out.getvalue().splitlines()
     assert rc == 0, lines
     level = next(i for i, line in enumerate(lines) if line.startswith("near-field:"))
     array = lines[level + 1]

@@ -7,6 +7,7 @@ bystanders at -15 and -20 dB out; a badly set gate gets advice naming its keys."
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import wave
 from collections.abc import Callable, Iterator
@@ -216,18 +217,10 @@ def test_test_hardware_asks_for_a_sentence_and_prints_the_calibration(tmp_path: 
     config = parse_config({"audio": {"capture": {"backend": "sim"},
                                      "playback": {"backend": "sim"},
                                      "sim": {"scenario": str(scenario)}}})  # fmt: skip
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text: str) -> int:
-            lines.extend(text.splitlines())
-            return len(text)
-
-        def flush(self) -> None:
-            pass
-
-    rc = run_hardware_check(config, Out(), voice_s=VOICE_MS / 1000,  # type: ignore[arg-type]
+    out = io.StringIO()
+    rc = run_hardware_check(config, out, voice_s=VOICE_MS / 1000,
                             backends=with_sim(BUILTIN_BACKENDS))  # fmt: skip
+    lines = out.getvalue().splitlines()
     assert rc == 0, lines
     asked = next(i for i, line in enumerate(lines) if line.startswith("say a sentence"))
     near = next(i for i, line in enumerate(lines) if line.startswith("near-field:"))
