@@ -244,7 +244,7 @@ class NearFieldGate:
         return [data[i : i + size] for i in range(0, whole, size)]
 
     def threshold_dbfs(self) -> float:
-        return max(self.config.min_level_dbfs, self.floor_dbfs + self.config.min_snr_db)
+        return gate_threshold_dbfs(self.config, self.floor_dbfs)
 
     def _decide(self, out: list[GateEvent], at_ms: float) -> None:
         if self._loud < MIN_LOUD_FRAMES:
@@ -284,7 +284,18 @@ def calibrate(visitor_pcm: bytes, room_pcm: bytes, fmt: AudioFormat | None = Non
     voice, room = frame_levels(visitor_pcm, fmt), frame_levels(room_pcm, fmt)
     if not voice or not room:
         raise ValueError("calibration needs at least 20 ms of each recording")
-    return thresholds(voice[int(0.9 * (len(voice) - 1))], room[len(room) // 2])
+    return thresholds(loud_level(voice), room[len(room) // 2])
+
+
+def gate_threshold_dbfs(config: NearFieldConfig, floor_dbfs: float) -> float:
+    """The level a loud onset frame must reach over a room whose floor is `floor_dbfs`."""
+    return max(config.min_level_dbfs, floor_dbfs + config.min_snr_db)
+
+
+def loud_level(sorted_levels: list[float]) -> float:
+    """A talker's level: the 90th percentile of their sorted frame levels (the loud
+    syllables, not one plosive)."""
+    return sorted_levels[int(0.9 * (len(sorted_levels) - 1))]
 
 
 def frame_levels(pcm: bytes, fmt: AudioFormat | None = None) -> list[float]:

@@ -23,7 +23,13 @@ from dataclasses import asdict, dataclass, replace
 
 from agentd.audio import dsp
 from agentd.audio.format import AudioFormat
-from agentd.audio.near_field import FRAME_MS, frame_levels, thresholds
+from agentd.audio.near_field import (
+    FRAME_MS,
+    frame_levels,
+    gate_threshold_dbfs,
+    loud_level,
+    thresholds,
+)
 from agentd.config import Config
 from agentd.config.sections_audio import VadConfig
 from agentd.diagnostics.agreement_check import AgreementCheck, agreement_advice, check_agreement
@@ -69,7 +75,7 @@ def check_near_field(
     near = config.engagement.near_field
     room = frame_levels(recording.room, fmt) or frame_levels(recording.mic, fmt)[:1]
     floor = room[len(room) // 2] if room else dsp.SILENCE_DB
-    threshold = max(near.min_level_dbfs, floor + near.min_snr_db)
+    threshold = gate_threshold_dbfs(near, floor)
     voiced_ms: float | None = None
     voiced_at: tuple[float, ...] | None = None  # the sentence's voiced frames (ms in voice)
     source = "provided" if visitor_level_dbfs is not None else ""
@@ -78,7 +84,7 @@ def check_near_field(
         levels = sorted(level for _, level in frames)
         voiced_ms = float(len(levels) * FRAME_MS)
         if voiced_ms >= MIN_VOICED_MS:
-            visitor_level_dbfs, source = levels[int(0.9 * (len(levels) - 1))], "spoken"
+            visitor_level_dbfs, source = loud_level(levels), "spoken"
             voiced_at = tuple(float(i * FRAME_MS) for i, _ in frames)
     check = NearFieldCheck(
         enabled=near.enabled,
@@ -114,17 +120,12 @@ def check_near_field(
     )
 
 
-def voiced_levels(pcm: bytes, fmt: AudioFormat, vad: VadConfig, floor_dbfs: float) -> list[float]:
-    """Sorted dBFS of the FRAME_MS frames webrtcvad calls speech and that stand above
-    the room (a sentence's pauses, and noise webrtcvad misjudges, are not the visitor)."""
-    return sorted(level for _, level in voiced_frames(pcm, fmt, vad, floor_dbfs))
-
-
 def voiced_frames(
     pcm: bytes, fmt: AudioFormat, vad: VadConfig, floor_dbfs: float
 ) -> list[tuple[int, float]]:
-    """(index, dBFS) of the voiced_levels frames, in time order (frame i starts at
-    i * FRAME_MS)."""
+    """(index, dBFS) of the FRAME_MS frames webrtcvad calls speech and that stand above
+    the room (a sentence's pauses, and noise webrtcvad misjudges, are not the visitor),
+    in time order (frame i starts at i * FRAME_MS)."""
     import webrtcvad
 
     size = fmt.bytes_for_ms(FRAME_MS)
@@ -132,7 +133,7 @@ def voiced_frames(
     out: list[tuple[int, float]] = []
     for i in range(0, len(pcm) - size + 1, size):
         frame = pcm[i : i + size]
-        level = frame_levels(frame, fmt)[0]
+        level = dsp.energy_db(dsp.mean_square(frame))
         if level >= floor_dbfs + VOICED_ABOVE_FLOOR_DB and detector.is_speech(frame, fmt.rate_hz):
             out.append((i // size, level))
     return out

@@ -26,6 +26,8 @@ from typing import Protocol
 import numpy as np
 
 from agentd.audio import dsp
+from agentd.audio.format import AudioFormat
+from agentd.audio.near_field import frame_levels, loud_level
 from agentd.sim.speech import render_noise, render_speech
 from agentd.tts.espeak import sox_to_raw
 
@@ -120,13 +122,9 @@ class Lobby:
 
 
 def _level_db(pcm: bytes) -> float:
-    """90th percentile of 20 ms frame levels: the loud syllables, as near_field.calibrate."""
-    size = RATE * 2 * 20 // 1000
-    levels = sorted(
-        dsp.energy_db(dsp.mean_square(pcm[i : i + size]))
-        for i in range(0, len(pcm) - size + 1, size)
-    )
-    return levels[int(0.9 * (len(levels) - 1))] if levels else dsp.SILENCE_DB
+    """A talker's level as `near_field.calibrate` measures it (their loud syllables)."""
+    levels = frame_levels(pcm, AudioFormat(RATE))
+    return loud_level(levels) if levels else dsp.SILENCE_DB
 
 
 def at_level(pcm: bytes, level_dbfs: float) -> np.ndarray:
