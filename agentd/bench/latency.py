@@ -84,7 +84,6 @@ max_turns = 1000
 DEFAULT_TURNS = 20
 QUICK_TURNS = 5
 PAUSE_BEFORE_MS = 400  # visitor silence before each line (enough for the gate to settle)
-HOLD_AFTER_FIRST_AUDIO_S = 0.15  # then the reply is cut: only its start is measured
 TURN_BUDGET_S = 12.0  # generous wall-time allowance per turn before giving up
 # (visitor line, reply): each first clause ends at a comma after >= 12 characters (the
 # default tts.min_clause_chars), as a chatty model's reply usually starts.
@@ -176,8 +175,8 @@ class StrategySwitch:
 async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
     """Run the scenario through the real daemon; return one Sample per measured reply."""
     from agentd.bench.latency_report import tts_texts
+    from agentd.bench.reply_cut import cut_each_reply
     from agentd.config import load_config
-    from agentd.events import AgentState, CancelReply
     from agentd.sim.harness import SimulatedKiosk
 
     turn_plan = plan(turns)
@@ -203,17 +202,7 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
         conversation = kiosk.conversation
         switch = StrategySwitch([s for s, _, _ in turn_plan])
         conversation.reply_factory = switch
-        loop = asyncio.get_running_loop()
-
-        def cut() -> None:
-            if conversation.state is AgentState.SPEAKING:
-                conversation.handle(CancelReply("bench: reply start measured"))
-
-        def on_report(kind: str, payload: Any) -> None:
-            if kind == "state" and payload is AgentState.SPEAKING:
-                loop.call_later(HOLD_AFTER_FIRST_AUDIO_S, cut)
-
-        kiosk.service.reporting.observers.append(on_report)
+        cut_each_reply(kiosk)
         await kiosk.wait_scenario_done(TURN_BUDGET_S * len(turn_plan))
         observed = kiosk.observed
         await kiosk.wait_for(lambda: len(observed.turns) >= len(switch.records), 10.0)

@@ -44,7 +44,6 @@ POLICIES = ("fixed", "adaptive")
 MODEL_POLICY = "adaptive+model"
 QUICK = {"complete": 2, "hesitant": 2, "short": 2, "filler": 2}
 PAUSE_BEFORE_MS = 600
-HOLD_AFTER_FIRST_AUDIO_S = 0.15
 TURN_BUDGET_S = 12.0
 TARGET_CUTOFF = 0.03
 TARGET_COMPLETE_P50_SLOWER_MS = 50.0
@@ -67,7 +66,8 @@ def scenario_toml(turns: list[CorpusTurn]) -> str:
 
 async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dict[str, Any]:
     """One pass of the corpus through the real daemon; per-turn facts."""
-    from agentd.events import AgentState, CancelReply, now_ms
+    from agentd.bench.reply_cut import cut_each_reply
+    from agentd.events import now_ms
     from agentd.sim.harness import SimulatedKiosk
 
     scenario_path = out_dir / "bench-turns.toml"
@@ -87,16 +87,10 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
     try:
         await kiosk.start()
         conversation = kiosk.conversation
-        loop = asyncio.get_running_loop()
-
-        def cut() -> None:
-            if conversation.state is AgentState.SPEAKING:
-                conversation.handle(CancelReply("bench: reply start measured"))
+        cut_each_reply(kiosk)
 
         def on_report(kind: str, payload: Any) -> None:
-            if kind == "state" and payload is AgentState.SPEAKING:
-                loop.call_later(HOLD_AFTER_FIRST_AUDIO_S, cut)
-            elif kind == "transcript" and payload[0] == "visitor":
+            if kind == "transcript" and payload[0] == "visitor":
                 reported.append(now_ms())
 
         kiosk.service.reporting.observers.append(on_report)
