@@ -93,10 +93,7 @@ def ambiguous(text: str) -> bool:
     Only here may the audio turn model (`TurnEndPolicy.model_wait_ms`) move the wait.
     """
     text = text.strip()
-    if not text or text.endswith(TERMINAL) or text.endswith(SOFT):
-        return False
-    word = text.split()[-1].lower().strip("\"'()[]")
-    return word not in FILLERS and word not in FUNCTION_WORDS
+    return judge(text) is Verdict.INCOMPLETE and not text.endswith(SOFT)
 
 
 @dataclass(frozen=True, slots=True)
