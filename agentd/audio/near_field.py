@@ -31,6 +31,7 @@ from enum import Enum
 from agentd.audio import dsp
 from agentd.audio.array_agreement import band_coherence
 from agentd.audio.format import AudioChunk, AudioFormat
+from agentd.audio.recent import RecentAudio
 from agentd.config.sections_engagement import NearFieldConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 
@@ -101,8 +102,8 @@ class NearFieldGate:
         self._recent: deque[VoicedAudio] = deque()  # a far utterance's last frames
         self.rejections: list[Rejection] = []
         self.passed = 0
-        self._array: deque[AudioChunk] = deque()  # the mics' recent audio (references)
-        self._keep_ms = max(ARRAY_KEEP_MS, ONSET_LOOKBACK_MS + config.decide_ms + 100)
+        # the mics' recent audio (references)
+        self._array = RecentAudio(max(ARRAY_KEEP_MS, ONSET_LOOKBACK_MS + config.decide_ms + 100))
         self._recheck_ms = 0.0  # a far utterance's next agreement test, not before
         self.last_coherence: float | None = None
         self.agreement_checks = 0
@@ -125,10 +126,7 @@ class NearFieldGate:
         else:
             self._noise *= NOISE_RISE
         if array is not None and array.fmt.channels >= 2 and self.config.min_coherence > 0:
-            kept = self._array
-            kept.append(array)
-            while kept[0].at_ms < array.at_ms - self._keep_ms:
-                kept.popleft()
+            self._array.add(array)
 
     def coherence_since(self, since_ms: float) -> float | None:
         """The array's band coherence from `since_ms` to now; None without an array (or

@@ -16,10 +16,10 @@ agent never answers itself.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 
 from agentd.audio.format import AudioChunk
+from agentd.audio.recent import RecentAudio
 
 RECENT_AUDIO_MS = 600  # mic audio kept to replay the onset of a barge-in to STT
 REPLAY_BEFORE_ONSET_MS = 100  # the detector's onset can be a little late: start earlier
@@ -35,15 +35,12 @@ class Interruption:
     def __init__(self) -> None:
         self.held = False  # a barged-in reply, paused until words (cancel) or none (resume)
         self.direct_feed = False  # mic goes straight to STT until the gate closes
-        self._recent: deque[AudioChunk] = deque()
+        self._recent = RecentAudio(RECENT_AUDIO_MS)
         self._echo_guard_until_ms = 0.0
 
     def remember(self, chunk: AudioChunk) -> None:
         """Keep the last RECENT_AUDIO_MS of mic audio for a barge-in replay."""
-        recent = self._recent
-        recent.append(chunk)
-        while recent and recent[0].at_ms < chunk.at_ms - RECENT_AUDIO_MS:
-            recent.popleft()
+        self._recent.add(chunk)
 
     def replay_from(self, onset_ms: float) -> Iterator[bytes]:
         """The remembered audio from just before a barge-in's onset, oldest first."""

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from agentd.audio.format import AudioChunk
+from agentd.audio.recent import RecentAudio
 from agentd.conversation.ports import TurnModel
 from agentd.events import TurnModelAnswered
 
@@ -49,7 +50,7 @@ class TurnAudio:
     def __init__(self, model: TurnModel, emit: Callable[[object], None]) -> None:
         self.model = model
         self._emit = emit
-        self._chunks: deque[AudioChunk] = deque()
+        self._chunks = RecentAudio(KEEP_MS)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-model")
         self._latest = next(_question_ids)  # the newest question's id; older ones are stale
         self.asked = 0
@@ -59,10 +60,7 @@ class TurnAudio:
 
     def remember(self, chunk: AudioChunk) -> None:
         """One mic chunk (on the loop, every capture period)."""
-        chunks = self._chunks
-        chunks.append(chunk)
-        while chunks and chunks[0].at_ms < chunk.at_ms - KEEP_MS:
-            chunks.popleft()
+        self._chunks.add(chunk)
 
     def clip(self, start_ms: float, end_ms: float) -> bytes:
         """The kept audio from `start_ms` - pre-speech to `end_ms` + tail, at most 8 s."""
