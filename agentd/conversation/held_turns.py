@@ -34,9 +34,8 @@ class HeldTurns(ConversationBase):
         self._set_state(AgentState.LISTENING)
         turn_audio = self.parts.turn_audio
         if turn_audio is not None and self.parts.turn_end.asks_model(text):
-            voice_end = record.speech_end_ms or now_ms()
-            request = turn_audio.ask(self._turn_start_ms or voice_end, voice_end)
-            self._model_question = (request, voice_end)
+            request = turn_audio.ask(self._turn_start_ms or voice_end_ms, voice_end_ms)
+            self._model_question = (request, voice_end_ms)
 
     def _on_turn_model_answered(self, answer: TurnModelAnswered) -> None:
         """The audio turn model judged the pause: the held turn's wait may move (bounded)."""
