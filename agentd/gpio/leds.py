@@ -243,12 +243,6 @@ class StatusLights:
             self._state, self._engaged = state, engaged
             self._set(self.pattern_for(state, engaged))
 
-    def show_pattern(self, pattern: Pattern) -> None:
-        """Show an explicit pattern (test-hardware); `show()` of any state replaces it."""
-        with self._lock:
-            self._state, self._engaged = None, False
-            self._set(pattern)
-
     def _set(self, pattern: Pattern) -> None:
         self._pattern = pattern
         self._since = time.monotonic()
