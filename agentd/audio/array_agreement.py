@@ -86,6 +86,11 @@ def calibrate_agreement(visitor_pcm: bytes, room_pcm: bytes, channels: int, rate
     room = band_coherence(room_pcm, channels, rate_hz)
     if visitor is None or room is None:
         raise ValueError("calibration needs a multi-channel recording of each, with sound")
+    return agreement_threshold(visitor, room)
+
+
+def agreement_threshold(visitor: float, room: float) -> float:
+    """`min_coherence` from a visitor's and the quiet room's coherence already measured."""
     threshold = room + CALIBRATION_FRACTION * (visitor - room)
     low, high = CALIBRATION_BOUNDS
     return round(min(high, max(low, threshold)), 2)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from agentd.audio.array_agreement import band_coherence, calibrate_agreement, deinterleave
+from agentd.audio.array_agreement import agreement_threshold, band_coherence, deinterleave
 from agentd.audio.format import AudioFormat
 from agentd.audio.near_field import FRAME_MS, ONSET_LOOKBACK_MS
 from agentd.config import Config
@@ -61,7 +61,7 @@ class AgreementCheck:
     visitor_coherence: float | None  # at the sentence's onset(s); None: no sentence
     visitor_margin: float | None  # visitor_coherence - min_coherence
     room_margin: float | None  # min_coherence - room_coherence
-    recommended_min_coherence: float | None  # calibrate_agreement; needs the visitor
+    recommended_min_coherence: float | None  # agreement_threshold; needs the visitor
     silent_mics: tuple[int, ...] = ()  # capture channels of the array with digital silence
     note: str = ""
 
@@ -89,7 +89,7 @@ def check_agreement(
     visitor = band_coherence(visitor_pcm, channels, rate) if visitor_pcm else None
     recommended = None
     if room is not None and visitor is not None:
-        recommended = calibrate_agreement(visitor_pcm, room_pcm, channels, rate)
+        recommended = agreement_threshold(visitor, room)
     silent = _silent_mics(recording.array + recording.array_voice, channels, config)
     on = minimum > 0
     return AgreementCheck(
