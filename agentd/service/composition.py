@@ -131,7 +131,7 @@ def build_conversation_parts(
     from agentd.llm.history import ConversationHistory
     from agentd.llm.tool_catalog import tools_from_config
     from agentd.stt.assemblyai import AssemblyAiStt
-    from agentd.stt.model_family import U3_MODELS
+    from agentd.stt.model_family import punctuates
     from agentd.tts.elevenlabs import ElevenLabsTts
     from agentd.tts.fallback import FallbackVoice
     from agentd.tts.splitter import ClauseSplitter
@@ -177,7 +177,7 @@ def build_conversation_parts(
         tool_limits=tools.limiter,
         turn_end=TurnEndPolicy(
             config.turn_end,
-            punctuated=config.stt.speech_model in U3_MODELS or config.stt.format_turns,
+            punctuated=punctuates(config.stt),
             onset_window_ms=float(cfg.vad.start_window_frames * frame_ms),
         ),
         turn_audio=turn_audio,

@@ -36,6 +36,12 @@ def is_u3(config: SttConfig) -> bool:
     return config.speech_model in U3_MODELS
 
 
+def punctuates(config: SttConfig) -> bool:
+    """The finals carry punctuation (U3 Pro always; Universal-Streaming with format_turns),
+    so a transcript without a full stop is an unfinished sentence (conversation.turn_end)."""
+    return is_u3(config) or config.format_turns
+
+
 def awaits_formatted_copy(config: SttConfig) -> bool:
     """An unformatted end of turn is not final yet: its formatted copy follows."""
     return not is_u3(config) and config.format_turns
