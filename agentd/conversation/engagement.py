@@ -30,10 +30,12 @@ from enum import Enum
 from typing import Protocol
 
 from agentd.audio import dsp
+from agentd.audio.beam import FixedBeam, superdirective_weights
 from agentd.audio.format import AudioChunk
 from agentd.audio.near_field import NearFieldGate
 from agentd.audio.wake_emphasis import WakeEmphasis
 from agentd.audio.wake_word import WakeWordDetector
+from agentd.config.sections_audio import CaptureConfig
 from agentd.config.sections_engagement import EngagementConfig
 from agentd.events import SpeechEnded, SpeechStarted, VoicedAudio
 from agentd.logs import fields
@@ -77,11 +79,15 @@ class Engagement:
         *,
         near_field: NearFieldGate | None = None,
         wake_word: WakeWordDetector | None = None,
+        wake_beam: FixedBeam | None = None,
     ) -> None:
         self.config = config
         self._reporter = reporter
         self.near_field = near_field
         self.wake_word = wake_word
+        # With a mic array: the detector hears the front beam of the mics
+        # (agentd.audio.beam); the gates keep hearing the capture's mono signal.
+        self.wake_beam = wake_beam
         # The detector hears the kiosk's distance (agentd.audio.wake_emphasis).
         self._emphasis: WakeEmphasis | None = None
         if (
@@ -136,10 +142,14 @@ class Engagement:
         self._track_level(chunk)
         out: list[GateEvent] = []
         if self.wake_word is not None:
-            pcm = chunk.pcm
+            pcm, heard_at = chunk.pcm, at
+            beam = self.wake_beam
+            if beam is not None and chunk.array is not None:
+                pcm = beam.process(chunk.array.pcm)
+                heard_at = at - beam.latency_ms  # the beam's output lags its input
             if self._emphasis is not None and near is not None:
                 pcm = self._emphasis.process(pcm, near.threshold_dbfs())
-            detection = self.wake_word.process(pcm, at)
+            detection = self.wake_word.process(pcm, heard_at)
             if detection is not None:
                 self._on_wake_word(detection.at_ms, detection.probability, out)
         for event in events:
@@ -342,13 +352,48 @@ def _normalise(text: str) -> str:
 
 
 def engagement_from_config(
-    config: EngagementConfig, reporter: EngagementReporter, rate_hz: int
+    config: EngagementConfig,
+    reporter: EngagementReporter,
+    rate_hz: int,
+    capture: CaptureConfig | None = None,
 ) -> Engagement:
-    """The policy with its detectors; ConfigError (exit 78) for a bad wake-word model."""
+    """The policy with its detectors; ConfigError (exit 78) for a bad wake-word model.
+    With `capture` an array of known geometry and `wake_word.input = "beam"`, the
+    detector hears the front beam (agentd.audio.beam)."""
     from agentd.audio.format import AudioFormat
 
     wake_word = None
+    wake_beam = None
     if "wake_word" in config.modes:
         wake_word = WakeWordDetector(config.wake_word, rate_hz)
+        wake_beam = wake_beam_for(config, capture, rate_hz)
     near_field = NearFieldGate(config.near_field, AudioFormat(rate_hz))
-    return Engagement(config, reporter, near_field=near_field, wake_word=wake_word)
+    return Engagement(
+        config, reporter, near_field=near_field, wake_word=wake_word, wake_beam=wake_beam
+    )
+
+
+def wake_beam_for(
+    config: EngagementConfig, capture: CaptureConfig | None, rate_hz: int
+) -> FixedBeam | None:
+    """The wake word's front beam, or None when the detector hears the mono capture."""
+    positions = capture.mic_positions_mm() if capture is not None else ()
+    if config.wake_word.input != "beam" or capture is None or not positions:
+        log.info(
+            "wake word hears the capture's mono signal",
+            extra=fields(stage="engagement"),
+        )
+        return None
+    weights = superdirective_weights(
+        [(x / 1000, y / 1000, z / 1000) for x, y, z in positions],
+        rate_hz,
+        capture.array_front_deg,
+    )
+    log.info(
+        "wake word hears a front beam of %d mics toward %g deg (%s)",
+        len(positions),
+        capture.array_front_deg,
+        capture.array_geometry,
+        extra=fields(stage="engagement"),
+    )
+    return FixedBeam(weights, rate_hz)

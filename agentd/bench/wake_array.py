@@ -1,0 +1,248 @@
+"""Wake words in the array lobby: what the detector hears from the mics' mix vs a front beam.
+
+Like `wake_voices.lobby_trials` (same generator, so the same times, voices, rates, lines
+and levels), but each trial's "<phrase>, <line>" is rendered through the room model at a
+visitor's place (0.5-1.0 m, azimuth -40..+40 deg, from its own generator) with its level
+kept at the array as the lobby's visitors are (`RoomMixer.add`: `render_steady`), and
+mixed into the lobby's mics. The whole lobby then runs through VadGate +
+Engagement.front_end in wake_word mode (calibrated near-field gate with the channels'
+agreement, the detector, the far-field check), the gates always hearing the mics' mix;
+only what the detector hears changes: the mix, or a beam of the mics steered to 0 deg
+(`agentd.audio.beam`: delay-and-sum, or regularised superdirective).
+
+Optionally each mic gets a fixed gain and phase error (uniform within +-`gain_db` and
++-`phase_deg`, the whole band), as real MEMS capsules have: a superdirective beam is
+sensitive to that (its white-noise gain), the mix hardly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agentd.audio import beam as beams
+from agentd.audio.format import AudioChunk, AudioFormat
+from agentd.bench.wake_voices import TrialResult, phrase_of
+from agentd.config.sections_engagement import EngagementConfig, WakeWordConfig
+from agentd.sim.lobby import (
+    RATE,
+    VISITOR_DBFS,
+    VISITOR_LINES,
+    VISITOR_VOICES,
+    VISITOR_WPM,
+    WAKE_GAP_MS,
+    Lobby,
+    at_level,
+    voiced_end_ms,
+)
+from agentd.sim.lobby_room import PLACES
+from agentd.sim.room import RoomRenderer, frame_level_p90_db
+from agentd.sim.speech import render_speech
+
+AZIMUTH_BANDS = ((-40.0, -20.0), (-20.0, 0.0), (0.0, 20.0), (20.0, 40.0))
+Weights = Callable[[], np.ndarray | None]  # None: the detector hears the mix
+
+
+@dataclass(slots=True)
+class ArrayTrials:
+    """The array lobby with wake words mixed in, and where each one was said."""
+
+    mics: np.ndarray  # (samples, mics) int16 as the capture delivers them
+    ends_ms: list[float] = field(default_factory=list)  # where each wake word ends
+    azimuths: list[float] = field(default_factory=list)
+    distances: list[float] = field(default_factory=list)
+    wet: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (start, (ch, n)) per trial
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    name: str
+    result: TrialResult
+    per_band: tuple[tuple[int, int], ...]  # (detected, trials) per AZIMUTH_BANDS
+    cpu_s: float  # the beam alone, whole lobby
+    audio_s: float
+
+
+def mix_trials(
+    lobby: Lobby,
+    renderer: RoomRenderer,
+    trials: int,
+    *,
+    model: str = "okay_nabu",
+    seed: int = 1,
+    mismatch: tuple[float, float] = (0.0, 0.0),
+) -> ArrayTrials:
+    """The lobby's mics with `trials` wake words at visitor places (see module doc)."""
+    rng = random.Random(seed)  # the same draws as wake_voices.lobby_trials
+    places = random.Random(seed * 7919 + 29)
+    phrase = phrase_of(model)
+    channels = lobby.array_channels
+    mics = np.frombuffer(lobby.array, dtype="<i2").reshape(-1, channels).T.astype(np.float64)
+    busy = [(v.arrive_ms - 8000, v.leave_ms + 2000) for v in lobby.visitors]
+    slot = (lobby.duration_ms - 10_000) / trials
+    out = ArrayTrials(np.empty(0))
+    (near, far), (left, right) = PLACES["visitor"]
+    for k in range(trials):
+        at = 3000 + k * slot + rng.uniform(0, max(0.0, slot - 7000))
+        voice, wpm = rng.choice(VISITOR_VOICES), rng.choice(VISITOR_WPM)
+        if any(a <= at <= b for a, b in busy):
+            continue
+        wake = render_speech(phrase, RATE, voice, wpm)
+        end = voiced_end_ms(wake)
+        line = rng.choice(VISITOR_LINES)[0]
+        pcm = wake[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32)
+        signal = at_level(
+            pcm + render_speech(line, RATE, voice, wpm), VISITOR_DBFS + rng.uniform(-3, 3)
+        )
+        distance = round(places.uniform(near, far), 2)
+        azimuth = round(places.uniform(left, right), 1)
+        wet = renderer.render_steady(signal, distance, azimuth)
+        i = int(at * RATE / 1000)
+        piece = wet[:, : max(0, mics.shape[1] - i)]
+        mics[:, i : i + piece.shape[1]] += piece
+        out.ends_ms.append(at + end)
+        out.azimuths.append(azimuth)
+        out.distances.append(distance)
+        out.wet.append((i, wet))
+    if mismatch != (0.0, 0.0):
+        mics = mismatched(mics, *mismatch, seed=seed)
+    out.mics = np.clip(np.round(mics), -32768, 32767).astype("<i2").T.copy()
+    return out
+
+
+def mismatched(mics: np.ndarray, gain_db: float, phase_deg: float, seed: int) -> np.ndarray:
+    """Each mic times its own gain (+-gain_db) and phase (+-phase_deg, every frequency)."""
+    rng = np.random.default_rng(seed + 101)
+    out = np.empty_like(mics)
+    for m in range(mics.shape[0]):
+        gain = 10 ** (rng.uniform(-gain_db, gain_db) / 20)
+        phase = math.radians(rng.uniform(-phase_deg, phase_deg))
+        spectrum = np.fft.rfft(mics[m])
+        spectrum[1:] *= np.exp(1j * phase)  # DC keeps its sign: a real signal
+        out[m] = gain * np.fft.irfft(spectrum, n=mics.shape[1])
+    return out
+
+
+def run_variant(
+    name: str,
+    lobby: Lobby,
+    trials: ArrayTrials,
+    weights: np.ndarray | None,
+    model: str = "okay_nabu",
+) -> VariantResult:
+    """The front end in wake_word mode over the lobby; the detector hears `weights`' beam."""
+    from agentd.audio.vad_gate import VadGate
+    from agentd.bench.lobby_kiosk import FRAME_MS, CountingReporter, calibrated_near_field
+    from agentd.config.sections_audio import VadConfig
+    from agentd.config.sections_engagement import NearFieldConfig
+    from agentd.conversation.engagement import engagement_from_config
+
+    calibrated = calibrated_near_field(True)
+    config = EngagementConfig(
+        modes=("wake_word",),
+        near_field=NearFieldConfig(
+            min_level_dbfs=calibrated.min_level_dbfs, min_snr_db=calibrated.min_snr_db
+        ),
+        wake_word=WakeWordConfig(model=model),
+    )
+    engagement = engagement_from_config(config, CountingReporter(), RATE)
+    if weights is not None:
+        engagement.wake_beam = beams.FixedBeam(weights, RATE)
+    gate = VadGate(VadConfig(), RATE, FRAME_MS)
+    mics = trials.mics
+    channels = mics.shape[1]
+    mix = np.clip(np.round(mics.astype(np.float32).mean(axis=1)), -32768, 32767).astype("<i2")
+    mono_fmt, array_fmt = AudioFormat(RATE), AudioFormat(RATE, channels)
+    step = RATE * FRAME_MS // 1000
+    hits: list[float] = []
+    beam_cpu = 0.0
+    for start in range(0, len(mix) - step + 1, step):
+        at = start * 1000 / RATE
+        array = AudioChunk(mics[start : start + step].tobytes(), array_fmt, at)
+        chunk = AudioChunk(mix[start : start + step].tobytes(), mono_fmt, at, array)
+        t = time.process_time()
+        engagement.front_end(chunk, gate.process(chunk), True)
+        beam_cpu += time.process_time() - t
+        if engagement.last_wake_ms is not None and (
+            not hits or hits[-1] != engagement.last_wake_ms
+        ):
+            hits.append(engagement.last_wake_ms)
+    result, per_band = _score(lobby, trials, hits, engagement.stats.wake_words_far)
+    return VariantResult(name, result, per_band, beam_cpu, len(mix) / RATE)
+
+
+def _score(
+    lobby: Lobby, trials: ArrayTrials, hits: list[float], far: int
+) -> tuple[TrialResult, tuple[tuple[int, int], ...]]:
+    ends = trials.ends_ms
+    heard = [any(e - 500 <= h <= e + 1000 for h in hits) for e in ends]
+    clear = [
+        not any(
+            s.source != "visitor" and s.start_ms <= e + 200 and s.end_ms >= e - 1500
+            for s in lobby.spans
+        )
+        for e in ends
+    ]
+    stray = [
+        h
+        for h in hits
+        if not any(e - 500 <= h <= e + 1000 for e in ends)
+        and not any(v.arrive_ms <= h <= v.leave_ms for v in lobby.visitors)
+    ]
+    bands = []
+    for lo, hi in AZIMUTH_BANDS:
+        inside = [
+            h
+            for h, az in zip(heard, trials.azimuths, strict=True)
+            if lo <= az < hi or az == hi == 40.0
+        ]
+        bands.append((sum(inside), len(inside)))
+    result = TrialResult(
+        len(ends),
+        sum(heard),
+        sum(h and c for h, c in zip(heard, clear, strict=True)),
+        sum(clear),
+        far,
+        len(stray),
+    )
+    return result, tuple(bands)
+
+
+def level_change_db(trials: ArrayTrials, weights: np.ndarray) -> tuple[float, float]:
+    """(median over trials of the visitor's loud-syllable level, beam minus mix, in dB;
+    the same for the lobby without them, its 20th-percentile frame level: the floor)."""
+    diffs = []
+    for _, wet in trials.wet:
+        mics = wet.T
+        mix_db = frame_level_p90_db(mics.mean(axis=1), RATE)
+        beam_db = frame_level_p90_db(beams.beam_batch(mics, weights), RATE)
+        diffs.append(beam_db - mix_db)
+    sample = trials.mics[: 120 * RATE].astype(np.float64)
+    floor_mix = _floor_db(sample.mean(axis=1))
+    floor_beam = _floor_db(beams.beam_batch(sample, weights))
+    return float(np.median(diffs)), floor_beam - floor_mix
+
+
+def _floor_db(signal: np.ndarray) -> float:
+    size = RATE // 50
+    frames = signal[: len(signal) - len(signal) % size].reshape(-1, size)
+    levels = np.sort(10 * np.log10(np.maximum(np.mean(frames * frames, axis=1), 1e-12)))
+    return float(levels[int(0.2 * (len(levels) - 1))])
+
+
+def describe(v: VariantResult) -> str:
+    r = v.result
+    lo, hi = r.interval()
+    bands = " ".join(f"{d}/{n}" for d, n in v.per_band)
+    return (
+        f"{v.name}: {r.detected}/{r.trials} = {100 * r.detected / max(1, r.trials):.0f} % "
+        f"(95 % CI {100 * lo:.0f}-{100 * hi:.0f} %); over silence {r.detected_clear}/{r.clear}; "
+        f"far-field ignored {r.far_ignored}; false accepts {r.false_accepts}; "
+        f"by azimuth (-40..-20, -20..0, 0..20, 20..40) {bands}; "
+        f"front end CPU {v.cpu_s / v.audio_s:.4f}"
+    )
