@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from agentd.config._fields import section, setting
 from agentd.errors import ConfigError
+
+# Mic positions (x, y, z) in mm, in the order of the array's channels. The 4-mic boards
+# (ReSpeaker 4-Mic Array for Pi, ReSpeaker USB Mic Array v2.0): four mics on a square of
+# side 45.7 mm, counter-clockwise from +x+y, as in public DOA configs for these boards
+# (agentd.sim.room.SQUARE_4). The 2-mic HAT: two mics about 60 mm apart along x (an
+# estimate: measure your board; agentd.sim.room.PAIR_6CM). The front (array_front_deg)
+# is an azimuth in this x-y plane, 0 = +x.
+ARRAY_PRESETS_MM: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "respeaker-4mic": (
+        (22.85, 22.85, 0.0), (-22.85, 22.85, 0.0), (-22.85, -22.85, 0.0), (22.85, -22.85, 0.0)
+    ),
+    "respeaker-2mic": ((-30.0, 0.0, 0.0), (30.0, 0.0, 0.0)),
+}  # fmt: skip
+ARRAY_COORD_MAX_MM = 250.0  # a small array on a kiosk; beyond this a typo (m for mm?)
+ARRAY_MIN_SPACING_MM = 5.0  # two mics closer than this are the same mic (a duplicate row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +37,25 @@ class CaptureConfig:
         doc="The channels that are an array's raw mics, passed on beside the mono mix "
         "for engagement.near_field.min_coherence; empty = all channels when channels "
         ">= 2 (a processed or playback-reference channel must not be among them).",
+    )
+    array_geometry: str = setting(
+        "",
+        choices=("", "respeaker-4mic", "respeaker-2mic", "custom"),
+        doc="Where the array's mics are (in array_channels order), for the wake word's front "
+        "beam (engagement.wake_word.input); custom = array_positions_mm; empty = unknown "
+        "(no beam).",
+    )
+    array_positions_mm: tuple[tuple[float, ...], ...] = setting(
+        (),
+        doc="With array_geometry = custom: [x, y] or [x, y, z] in mm per mic, in "
+        "array_channels order.",
+    )
+    array_front_deg: float = setting(
+        0.0,
+        min=-180.0,
+        max=180.0,
+        doc="Where visitors stand, as an azimuth in the array's x-y plane (0 = +x): the "
+        "wake word's beam looks there.",
     )
     period_ms: int = setting(20, choices=(10, 20, 30), doc="One VAD frame per period.")
     reopen_max_backoff_s: float = setting(10.0, min=0.5, max=300.0)
@@ -40,12 +75,74 @@ class CaptureConfig:
                 "an array needs two mics or more",
                 list(self.array_channels),
             )
+        self._validate_geometry(path)
+
+    def _validate_geometry(self, path: str) -> None:
+        key = f"{path}.array_geometry"
+        if self.array_positions_mm and self.array_geometry != "custom":
+            raise ConfigError(
+                f"{path}.array_positions_mm",
+                "only used with array_geometry = 'custom'",
+                self.array_geometry,
+            )
+        if not self.array_geometry:
+            return
+        mics = len(self.mic_channels())
+        if mics < 2:
+            raise ConfigError(key, "needs a mic array (channels >= 2)", self.array_geometry)
+        if self.array_geometry == "custom":
+            _check_positions(self.array_positions_mm, f"{path}.array_positions_mm")
+        positions = self.mic_positions_mm()
+        if len(positions) != mics:
+            raise ConfigError(
+                key,
+                f"{len(positions)} mic positions for {mics} array channels",
+                self.array_geometry,
+                "one position per array_channels entry",
+            )
 
     def mic_channels(self) -> tuple[int, ...]:
         """The array's mics, () when the capture is not an array."""
         if self.array_channels:
             return self.array_channels
         return tuple(range(self.channels)) if self.channels >= 2 else ()
+
+    def mic_positions_mm(self) -> tuple[tuple[float, float, float], ...]:
+        """The array's mic positions (x, y, z) in mm, () when the geometry is unknown."""
+        if self.array_geometry == "custom":
+            return tuple(
+                (p[0], p[1], p[2] if len(p) == 3 else 0.0) for p in self.array_positions_mm
+            )
+        return ARRAY_PRESETS_MM.get(self.array_geometry, ())
+
+
+def _as_xyz(positions: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, float, float], ...]:
+    return tuple((p[0], p[1], p[2] if len(p) == 3 else 0.0) for p in positions)
+
+
+def _check_positions(positions: tuple[tuple[float, ...], ...], key: str) -> None:
+    """Custom mic positions: 2 or 3 coordinates each, within bounds, no two the same."""
+    if len(positions) < 2:
+        raise ConfigError(key, "an array needs two mic positions or more", len(positions))
+    for i, p in enumerate(positions):
+        if len(p) not in (2, 3):
+            raise ConfigError(f"{key}[{i}]", "expected [x, y] or [x, y, z] in mm", list(p))
+        if any(abs(c) > ARRAY_COORD_MAX_MM for c in p):
+            raise ConfigError(
+                f"{key}[{i}]",
+                "out of range",
+                list(p),
+                f"-{ARRAY_COORD_MAX_MM:g} to {ARRAY_COORD_MAX_MM:g} mm",
+            )
+    full = _as_xyz(positions)
+    for i, a in enumerate(full):
+        for j in range(i):
+            if math.dist(a, full[j]) < ARRAY_MIN_SPACING_MM:
+                raise ConfigError(
+                    f"{key}[{i}]",
+                    f"closer than {ARRAY_MIN_SPACING_MM:g} mm to mic {j}",
+                    list(positions[i]),
+                )
 
 
 @dataclass(frozen=True, slots=True)

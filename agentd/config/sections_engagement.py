@@ -50,6 +50,14 @@ class WakeWordConfig:
         "the near-field threshold: hears the wake word over bystanders more often, but "
         "misses more soft-spoken visitors (docs/engagement.md).",
     )
+    input: str = setting(
+        "beam",
+        choices=("beam", "mix"),
+        doc="What the detector hears: beam = a fixed superdirective beam of the array's mics "
+        "toward audio.capture.array_front_deg when audio.capture.array_geometry is set (the "
+        "capture's mono signal otherwise); mix = always the capture's mono signal (the mics' "
+        'mix or audio.capture.channel). docs/engagement.md "Front beam".',
+    )
 
     def validate(self, path: str) -> None:
         if self.model in BUILTIN_WAKE_WORDS:

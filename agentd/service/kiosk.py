@@ -268,8 +268,9 @@ class Kiosk:
 
     def _build_engagement(self, config: Config) -> Engagement:
         """The engagement policy; a bad wake-word model is a ConfigError (exit 78)."""
+        capture = config.audio.capture
         engagement = engagement_from_config(
-            config.engagement, self.reporting, config.audio.capture.rate_hz
+            config.engagement, self.reporting, capture.rate_hz, capture
         )
         self.reporting.engagement_modes = tuple(config.engagement.modes)
         if self.gpio is not None:

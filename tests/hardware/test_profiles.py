@@ -114,3 +114,26 @@ def test_addon_snippet_validates_through_include(name: str, tmp_path: Path) -> N
     main.write_text(f'include = ["{HARDWARE / name / "agentd.toml"}"]\n[device]\n')
     config = load_config(main)
     assert config.engagement.presence.pin >= 0
+
+
+# profile -> (array geometry, what the wake word hears); docs/engagement.md "Front beam"
+WAKE_INPUT = {
+    "respeaker-4mic-array": ("respeaker-4mic", "beam"),
+    "respeaker-usb-mic-array-v2": ("respeaker-4mic", "mix"),  # channel 0: the firmware's beam
+}
+
+
+@pytest.mark.parametrize("name", sorted(WAKE_INPUT))
+def test_array_profiles_give_the_wake_word_its_input(name: str, tmp_path: Path) -> None:
+    from agentd.conversation.engagement import wake_beam_for
+
+    main = tmp_path / "agentd.toml"
+    main.write_text(f'include = ["{HARDWARE / name / "agentd.toml"}"]\n[device]\n')
+    config = load_config(main)
+    capture = config.audio.capture
+    geometry, heard = WAKE_INPUT[name]
+    assert capture.array_geometry == geometry
+    assert len(capture.mic_positions_mm()) == len(capture.mic_channels())
+    assert config.engagement.wake_word.input == heard
+    beam = wake_beam_for(config.engagement, capture, capture.rate_hz)
+    assert (beam is not None) == (heard == "beam")
