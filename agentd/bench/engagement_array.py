@@ -34,9 +34,14 @@ PHANTOM_TARGET = 2.0  # per hour, issue 14's open mode with near-field gating
 MODE = "open+near_field"
 
 
+def lobby_renderer(seed: int) -> RoomRenderer:
+    """The room and array every array lobby of `seed` is heard in (RIRs are seeded: a
+    second renderer of the same seed renders the same places the same way)."""
+    return RoomRenderer(Room(rt60_s=0.8, critical_distance_m=1.5), SQUARE_4, seed=seed)
+
+
 def array_lobby(minutes: float, seed: int, far_gain_db: float) -> Lobby:
-    renderer = RoomRenderer(Room(rt60_s=0.8, critical_distance_m=1.5), SQUARE_4, seed=seed)
-    mixer = RoomMixer.factory(renderer, seed=seed, far_gain_db=far_gain_db)
+    mixer = RoomMixer.factory(lobby_renderer(seed), seed=seed, far_gain_db=far_gain_db)
     return build_lobby(minutes, seed=seed, room=mixer)
 
 
@@ -85,16 +90,23 @@ def checks_for(rows: list[ModeResult]) -> list[tuple[str, str, bool]]:
     return checks
 
 
-def run_array(minutes: float, seed: int) -> list[tuple[str, str, bool]]:
-    """Both array lobbies, all four rows; prints them and returns the checks."""
+def run_array(
+    minutes: float, seed: int, *, wake: bool = True, mismatch: bool = True
+) -> list[tuple[str, str, bool]]:
+    """Both array lobbies, all four rows (and, in the issue's lobby, the wake-word
+    trials heard by the mix and by the front beam); prints them, returns the checks."""
+    from agentd.bench.wake_array import wake_rows
+
     checks: list[tuple[str, str, bool]] = []
     for label, gain in (("lobby", 0.0), (f"loud lobby (+{LOUD_DB:g} dB)", LOUD_DB)):
         started = time.monotonic()
         lobby = array_lobby(minutes, seed, gain)
         rendered = time.monotonic() - started
         rows = checks_for(run_rows(lobby, label))
+        if wake and not gain:
+            rows += wake_rows(lobby, lobby_renderer(seed), label, mismatch=mismatch)
         for name, value, ok in rows:
-            print(f"{name:<64} {value:>14}  {'ok' if ok else 'MISSED TARGET'}")
+            print(f"{name:<72} {value:>22}  {'ok' if ok else 'MISSED TARGET'}")
         print(f"(array {label}: rendered in {rendered:.1f} s)")
         checks += rows
     return checks
@@ -105,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized lobbies (4 minutes)")
     parser.add_argument("--minutes", type=float, default=0.0, help="lobby length (default 30)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--no-wake", action="store_true", help="skip the wake-word trials (mix vs front beam)"
+    )
     args = parser.parse_args(argv)
     from agentd.sim.speech import tools_available
 
@@ -118,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     agentd_log.setLevel(logging.ERROR)  # the policy's journal lines, for this run only
     try:
         minutes = args.minutes or (4.0 if args.quick else 30.0)
-        checks = run_array(minutes, args.seed)
+        checks = run_array(minutes, args.seed, wake=not args.no_wake, mismatch=not args.quick)
     finally:
         agentd_log.setLevel(level)
     return 0 if all(ok for _, _, ok in checks) else 1

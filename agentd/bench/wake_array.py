@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +44,6 @@ from agentd.sim.room import RoomRenderer, frame_level_p90_db
 from agentd.sim.speech import render_speech
 
 AZIMUTH_BANDS = ((-40.0, -20.0), (-20.0, 0.0), (0.0, 20.0), (20.0, 40.0))
-Weights = Callable[[], np.ndarray | None]  # None: the detector hears the mix
 
 
 @dataclass(slots=True)
@@ -246,3 +244,82 @@ def describe(v: VariantResult) -> str:
         f"by azimuth (-40..-20, -20..0, 0..20, 20..40) {bands}; "
         f"front end CPU {v.cpu_s / v.audio_s:.4f}"
     )
+
+
+# +-1 dB, +-3 deg per mic: MEMS capsules' spread (datasheets give +-1 dB sensitivity;
+# phase matching of a few degrees at 1 kHz is typical of matched MEMS parts).
+MISMATCH = (1.0, 3.0)
+TRIALS_PER_30_MIN = 100  # as `agentd bench engagement --wake-trials 100`
+
+
+def beam_cpu_per_s(trials: ArrayTrials, weights: np.ndarray, seconds: float = 60.0) -> float:
+    """Core fraction of the streaming beam alone over the lobby's first `seconds`."""
+    mics = trials.mics[: int(seconds * RATE)]
+    step = RATE // 50
+    streaming = beams.FixedBeam(weights, RATE)
+    started = time.process_time()
+    for i in range(0, len(mics) - step + 1, step):
+        streaming.process(mics[i : i + step].tobytes())
+    return (time.process_time() - started) / (len(mics) / RATE)
+
+
+def wake_rows(
+    lobby: Lobby, renderer: RoomRenderer, label: str, *, mismatch: bool
+) -> list[tuple[str, str, bool]]:
+    """Mix vs front beam on the array lobby's wake-word trials, as bench check rows.
+
+    Recall is held to issue 14's target only for the beam (what the daemon's detector
+    hears on an array profile); the beam must not add false accepts over the mix."""
+    from agentd.bench.engagement import RECALL_TARGET
+
+    count = max(4, round(TRIALS_PER_30_MIN * lobby.duration_ms / 1_800_000))
+    positions = renderer.array.positions_m
+    weights = beams.superdirective_weights(positions, RATE)
+    exact = (0.0, 0.0)
+    cases: list[tuple[str, tuple[float, float], np.ndarray | None]] = [
+        ("mix", exact, None),
+        ("front beam", exact, weights),
+    ]
+    if mismatch:
+        mismatched_name = f"front beam, mics +-{MISMATCH[0]:g} dB +-{MISMATCH[1]:g} deg"
+        cases += [("mix, mics mismatched", MISMATCH, None), (mismatched_name, MISMATCH, weights)]
+    rows: list[tuple[str, str, bool]] = []
+    mix_fa: dict[tuple[float, float], int] = {}  # the mix's false accepts, per mic error
+    trials_cache: dict[tuple[float, float], ArrayTrials] = {}
+    for name, error, w in cases:
+        if error not in trials_cache:
+            trials_cache[error] = mix_trials(lobby, renderer, count, mismatch=error)
+        v = run_variant(name, lobby, trials_cache[error], w)
+        if w is None:
+            mix_fa[error] = v.result.false_accepts
+        r = v.result
+        recall = r.detected / max(1, r.trials)
+        bands = " ".join(f"{d}/{n}" for d, n in v.per_band)
+        prefix = f"array {label}: wake words heard by the {name}"
+        if r.trials:
+            lo, hi = r.interval()
+            value = f"{r.detected}/{r.trials} = {recall:.0%} (CI {100 * lo:.0f}-{hi:.0%})"
+        else:  # a lobby too short for a trial outside its own visitors
+            value = "0/0"
+        rows.append((prefix, value, w is None or not r.trials or recall >= RECALL_TARGET))
+        rows.append((f"{prefix}: by azimuth -40/-20/0/20/40", bands, True))
+        rows.append(
+            (
+                f"{prefix}: false accepts",
+                str(r.false_accepts),
+                w is None or r.false_accepts <= mix_fa[error],
+            )
+        )
+    if not trials_cache[exact].wet:
+        return rows
+    visitor_db, floor_db = level_change_db(trials_cache[exact], weights)
+    rows.append(
+        (
+            f"array {label}: front beam - mix, visitor / room floor (dB)",
+            f"{visitor_db:+.1f} / {floor_db:+.1f}",
+            True,
+        )
+    )
+    cpu = beam_cpu_per_s(trials_cache[exact], weights, min(60.0, lobby.duration_ms / 1000))
+    rows.append((f"array {label}: front beam CPU / audio s", f"{cpu:.4f}", True))
+    return rows

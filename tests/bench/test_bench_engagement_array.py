@@ -50,3 +50,27 @@ def test_main_prints_every_row(capsys: pytest.CaptureFixture[str]) -> None:
     for row in ("array lobby: level only", "array loud lobby (+12 dB): level + agreement"):
         for figure in ("phantom / h", "recall", "CPU / audio s"):
             assert f"{row}: {figure}" in out
+    for heard_by in ("mix", "front beam", "front beam, mics +-1 dB +-3 deg"):
+        for figure in ("", ": by azimuth -40/-20/0/20/40", ": false accepts"):
+            assert f"array lobby: wake words heard by the {heard_by}{figure} " in out
+    assert "loud lobby (+12 dB): wake words" not in out  # trials only in the issue's lobby
+
+
+def test_the_front_beam_hears_more_wake_words_than_the_mix_without_false_accepts() -> None:
+    """The quick lobby's trials (a handful: a smoke test of the rows; the figures with
+    CIs come from the 30-minute run in docs/engagement.md)."""
+    from agentd.bench.wake_array import wake_rows
+
+    lobby = bench.array_lobby(4.0, 14, 0.0)
+    rows = dict(
+        (name, value)
+        for name, value, _ in wake_rows(lobby, bench.lobby_renderer(14), "quick", mismatch=False)
+    )
+    mix = rows["array quick: wake words heard by the mix"]
+    beam = rows["array quick: wake words heard by the front beam"]
+    heard = [int(v.split("/")[0]) for v in (mix, beam)]
+    trials = int(beam.split("/")[1].split()[0])
+    assert trials >= 5 and heard[1] >= heard[0] and heard[1] >= trials // 2, (mix, beam)
+    assert rows["array quick: wake words heard by the front beam: false accepts"] == "0"
+    cpu = float(rows["array quick: front beam CPU / audio s"])
+    assert 0 < cpu < 0.02  # a core fraction: well within the wake word's 2 % with the detector
