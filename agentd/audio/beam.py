@@ -36,8 +36,9 @@ SPEED_OF_SOUND_M_S = 343.0  # air at 20 degC
 FRAME = 320  # 20 ms at 16 kHz: 50 Hz bins, enough for a 4.6-6.5 cm array's beam
 HOP = FRAME // 2  # 50 % overlap: the sqrt-Hann analysis x synthesis windows sum to 1
 # Regularisation of the diffuse coherence (relative to its unit diagonal): 0.1 keeps the
-# white-noise gain of the 45.7 mm square above about -6 dB down to 200 Hz, so a 1 dB /
-# 3 deg mic mismatch costs little (measured: docs/engagement.md "Front beam").
+# white-noise gain of the 45.7 mm square above -2.5 dB at every bin (0.01: -11 dB at
+# 200 Hz) for the same wake-word recall, and a +-1 dB / +-3 deg mic mismatch cost it
+# nothing measurable (docs/engagement.md "Front beam").
 DEFAULT_MU = 0.1
 
 Positions = Sequence[tuple[float, float, float]]

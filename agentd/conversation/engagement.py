@@ -144,6 +144,7 @@ class Engagement:
         if self.wake_word is not None:
             pcm, heard_at = chunk.pcm, at
             beam = self.wake_beam
+            # A chunk without its mics (none from this capture) is heard as captured.
             if beam is not None and chunk.array is not None:
                 pcm = beam.process(chunk.array.pcm)
                 heard_at = at - beam.latency_ms  # the beam's output lags its input
