@@ -74,3 +74,19 @@ def test_the_front_beam_hears_more_wake_words_than_the_mix_without_false_accepts
     assert rows["array quick: wake words heard by the front beam: false accepts"] == "0"
     cpu = float(rows["array quick: front beam CPU / audio s"])
     assert 0 < cpu < 0.02  # a core fraction: well within the wake word's 2 % with the detector
+
+
+def test_the_variants_table_names_its_weights() -> None:
+    import numpy as np
+
+    from agentd.audio import beam
+    from agentd.bench.wake_array import ARRAYS, variant_weights
+
+    square = list(ARRAYS["square"].positions_m)
+    assert variant_weights("mix", square) is None
+    one = variant_weights("mic0", square)
+    assert one is not None and np.all(one[:, 0] == 1) and np.all(one[:, 1:] == 0)
+    sd = variant_weights("sd0.01", square)
+    assert sd is not None and np.allclose(sd, beam.superdirective_weights(square, 16000, mu=0.01))
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_weights("mvdr", square)
