@@ -31,19 +31,27 @@ class OneTurn:
     requests: list[str]  # the last user message of every LLM request, speculative ones too
     played_ms: list[float]  # mic-clock times of every reply chunk the speaker sounded
     dropped: int  # speculative replies dropped unheard
+    superseded: int  # reply records reported `superseded` (dropped unheard, visitor went on)
+    wasted: int  # the health counter of LLM requests dropped unheard
 
 
 async def one_turn(kiosk: SimulatedKiosk) -> OneTurn:
     """Run the kiosk until its one visitor turn is answered and it is idle again."""
+
+    def answered() -> list[str]:  # a superseded reply's record is no answer
+        return [t.outcome for t in kiosk.observed.turns if t.outcome != "superseded"]
+
     await kiosk.start()
     try:
-        await kiosk.wait_for(lambda: len(kiosk.observed.turns) == 1, timeout_s=25)
+        await kiosk.wait_for(lambda: len(answered()) == 1, timeout_s=25)
         await kiosk.wait_for(lambda: kiosk.conversation.state is AgentState.IDLE)
         span = kiosk.mic.spans[0]
         played = [at for at, _ in kiosk.speaker.played]
         history = kiosk.conversation.parts.history.messages_for_request("next")
         users = [str(m["content"]) for m in history if m["role"] == "user"][:-1]
         requests = [str(r.messages[-1]["content"]) for r in kiosk.stack.llm.requests]
+        wasted = kiosk.service.reporting.health()["llm_requests_wasted"]
+        assert isinstance(wasted, int)
         turn = OneTurn(
             span=span,
             sound_ms=next((at for at in played if at >= span.start_ms), None),
@@ -51,6 +59,8 @@ async def one_turn(kiosk: SimulatedKiosk) -> OneTurn:
             requests=requests,
             played_ms=played,
             dropped=kiosk.conversation.speculations_dropped,
+            superseded=len(kiosk.observed.turns) - len(answered()),
+            wasted=wasted,
         )
     finally:
         assert await kiosk.stop() == 0
@@ -102,6 +112,8 @@ async def test_a_visitor_who_resumes_while_the_reply_is_prepared_is_never_talked
     # The visitor went on while a speculative reply was in the making: it was started
     # on the words so far and dropped without a sound.
     assert turn.dropped >= 1
+    # Reported as such, not as a cancellation, and its request counted as wasted.
+    assert turn.superseded >= turn.dropped and turn.wasted >= turn.dropped
     assert turn.requests[0] == "I have a parcel for"
     assert turn.requests[-1] == "I have a parcel for um the post room."
     assert not [at for at in turn.played_ms if span.start_ms <= at < span.voice_end_ms]
