@@ -2,13 +2,13 @@
 
 `ChatLlm.stream_reply` is an async generator: text deltas as they arrive (so TTS can
 start on the first clause), tool activity, each request's start and usage as they
-happen (a reply cut short still accounts what it used), then one `LlmDone`. It owns the deadlines a
-voice UI needs (the SDK's own timeouts are minutes long, and its retry loop waits out
-a Retry-After of up to 120 s in silence), so the SDK runs with `max_retries=0` and
-every request sits under agentd's deadlines: `connect_timeout_s` per attempt,
-`first_token_timeout_s` from the request to the first text or tool call (retries and
-their waits included), `chunk_gap_timeout_s` between chunks and `request_timeout_s`
-for the whole stream. Every SDK failure maps to the agentd error tree
+happen (a reply cut short still accounts what it used), then one `LlmDone`. It owns
+the deadlines a voice UI needs (the SDK's own timeouts are minutes long, and its retry
+loop waits out a Retry-After of up to 120 s in silence), so the SDK runs with
+`max_retries=0` and every request sits under agentd's deadlines: `connect_timeout_s`
+per attempt, `first_token_timeout_s` from the request to the first text or tool call
+(retries and their waits included), `chunk_gap_timeout_s` between chunks and
+`request_timeout_s` for the whole stream. Every SDK failure maps to the agentd error tree
 (`agentd.llm.failures`); 429 `insufficient_quota` is permanent and never retried.
 Closing or cancelling the generator closes the HTTP stream, which tells the server
 to stop generating (barge-in must not keep paying for tokens).
