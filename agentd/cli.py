@@ -108,7 +108,6 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="offline demo conversation against the local emulators")
     demo.add_argument("--scenario", default="", help="scenario TOML (default: front desk)")
     demo.add_argument("--out", default="out/demo", help="directory for the WAV and report")
-    demo.add_argument("--fast", action="store_true", help="no real-time pacing (tests)")
     demo.set_defaults(handler=_cmd_demo)
 
     emu = sub.add_parser("emulators", help="run the AssemblyAI/OpenAI/ElevenLabs emulators")
@@ -230,7 +229,7 @@ def _cmd_test_hardware(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from agentd.demo import run_demo
 
-    return run_demo(scenario_path=args.scenario, out_dir=args.out, realtime=not args.fast)
+    return run_demo(scenario_path=args.scenario, out_dir=args.out)
 
 
 def _cmd_emulators(args: argparse.Namespace) -> int:

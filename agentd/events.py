@@ -48,7 +48,11 @@ class Outcome(StrEnum):
     """How a turn ended; decided once, when the turn is finished (conversation.turn_record)."""
 
     OK = "ok"
-    CANCELLED = "cancelled"  # a button, MQTT, a new turn or shutdown stopped the reply
+    # A button, MQTT, a new turn, shutdown or the conversation limits stopped the reply.
+    CANCELLED = "cancelled"
+    # The visitor went on talking before a sound of the reply played: it was dropped
+    # unheard and the whole turn answered once, in a later record (not a cancellation).
+    SUPERSEDED = "superseded"
     BARGE_IN = "barge_in"  # the visitor talked over the reply and was listened to
     FALLBACK = "fallback"  # a cloud link failed; the local voice spoke instead
     EMPTY = "empty"  # the model said nothing speakable; the "sorry" line played
@@ -283,7 +287,9 @@ class FaultRaised:
 
 @dataclass(frozen=True, slots=True)
 class TurnMetrics:
-    """Per-turn latency breakdown; None where a stage did not happen."""
+    """One reply to a visitor turn: latency breakdown (None where a stage did not
+    happen), what it cost and how it ended. A reply dropped unheard because the visitor
+    went on has its own record (`Outcome.SUPERSEDED`): every LLM request is in one."""
 
     turn_id: str
     endpoint_delay_ms: float | None = None
@@ -292,6 +298,12 @@ class TurnMetrics:
     tts_ttfb_ms: float | None = None
     voice_to_voice_ms: float | None = None
     barge_ins: int = 0
+    # Chat completion requests this reply made (one per tool round), and the tokens their
+    # streams' usage reported; a request closed before its usage chunk (cancelled,
+    # superseded) or to a server without usage is counted in `llm_requests_unmetered`,
+    # its tokens are unknown (the tokens are then a lower bound).
+    llm_requests: int = 0
+    llm_requests_unmetered: int = 0
     llm_prompt_tokens: int = 0
     llm_completion_tokens: int = 0
     tts_characters: int = 0

@@ -205,7 +205,7 @@ async def run_bench(turns: int, out_dir: Path) -> list[Sample]:
         cut_each_reply(kiosk)
         await kiosk.wait_scenario_done(TURN_BUDGET_S * len(turn_plan))
         observed = kiosk.observed
-        await kiosk.wait_for(lambda: len(observed.turns) >= len(switch.records), 10.0)
+        await kiosk.wait_for(lambda: len(observed.records) >= len(switch.records), 10.0)
         emulated = await asyncio.to_thread(stack.records)
         return measure(switch.records, kiosk, PROFILE, emulated)
     finally:

@@ -129,7 +129,7 @@ def measure(
     """One Sample per streamed/seed reply (warm-up skipped); problems go to Sample.error."""
     finals = _emulator_marks(emulated, "final")
     endpoints = _emulator_marks(emulated, "endpoint")
-    metrics = {m.turn_id: m for m in kiosk.observed.turns}
+    metrics = {m.turn_id: m for m in kiosk.observed.records}
     samples = []
     for record in records:
         if record.strategy not in ("streamed", "seed"):

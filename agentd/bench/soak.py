@@ -210,7 +210,8 @@ class StateWatch:
             self._close()
             self.state, self.since, self._flagged = str(payload.value), time.monotonic(), False
         elif kind == "turn":
-            self.report.turns_completed += 1
+            if payload.outcome != "superseded":  # dropped unheard: the turn goes on
+                self.report.turns_completed += 1
             self.counts[f"outcome:{payload.outcome}"] += 1
         elif kind == "fault":
             self.counts[f"fault:{payload.error_kind}"] += 1

@@ -11,7 +11,9 @@ pauses of 300-1500 ms, short answers, fillers) once with `turn_end.policy = "fix
 - reply start: the first reply audio sounded at or after the true end, minus the true
   end (cut-off turns are left out of the latency figures);
 - wasted LLM requests: requests beyond one per visitor turn (speculative replies
-  dropped unheard, answers to fragments), per turn;
+  dropped unheard, answers to fragments), per turn, as the emulator saw them; beside
+  it the daemon's own count of requests it dropped unheard (`llm_requests_wasted`, the
+  health counter) and of replies it reported `superseded`;
 - CPU per audio second: this process's CPU time (daemon + simulated devices; the
   emulators run in their own process) over the mic audio played.
 
@@ -84,6 +86,7 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         emulator_process=True,
     )
     reported: list[float] = []  # when the daemon reported a visitor turn (mic clock)
+    outcomes: list[str] = []  # every reply record's outcome, superseded ones included
     try:
         await kiosk.start()
         conversation = kiosk.conversation
@@ -92,6 +95,8 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         def on_report(kind: str, payload: Any) -> None:
             if kind == "transcript" and payload[0] == "visitor":
                 reported.append(now_ms())
+            elif kind == "turn":
+                outcomes.append(str(payload.outcome))
 
         kiosk.service.reporting.observers.append(on_report)
         cpu0 = time.process_time()
@@ -103,6 +108,7 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         played = [at for at, _ in list(speaker.played)]
         audio_s = mic.stats.frames / mic.format.rate_hz
         dropped = conversation.speculations_dropped
+        wasted = conversation.llm_requests_wasted
         turn_audio = conversation.parts.turn_audio
         model_answers = (
             [round(a.complete_probability, 3) for a in turn_audio.answers] if turn_audio else []
@@ -131,6 +137,8 @@ async def run_policy(policy: str, turns: list[CorpusTurn], out_dir: Path) -> dic
         "turns": rows,
         "llm_requests": len(records.llm_requests),
         "speculations_dropped": dropped,
+        "llm_requests_wasted": wasted,
+        "superseded": outcomes.count("superseded"),
         "cpu_s": cpu_s,
         "audio_s": audio_s,
         "model_answers": model_answers,
@@ -173,6 +181,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         "short_p50_ms": _pct(short, 0.5),
         "wasted_llm_per_turn": max(0, run["llm_requests"] - n) / n if n else None,
         "speculations_dropped": run["speculations_dropped"],
+        "llm_requests_wasted": run["llm_requests_wasted"],  # the daemon's own count
+        "superseded": run["superseded"],  # reply records with that outcome
         "cpu_per_audio_s": run["cpu_s"] / run["audio_s"] if run["audio_s"] else None,
         "model_answers": run["model_answers"],  # P(complete) at each pause it was asked
         "model_ms_p50": run["model_ms_p50"],

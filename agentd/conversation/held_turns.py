@@ -98,8 +98,7 @@ class HeldTurns(ConversationBase):
         if pending is None:
             return
         self._carry_text = pending.text
-        if self._replies.current is not None:
-            self._replies.current.discard = True
+        self._replies.supersede()
         if self.parts.turn_audio is not None:
             self.parts.turn_audio.forget()  # its answer about this pause no longer matters
         self._cancel("visitor went on", keep_state=True)

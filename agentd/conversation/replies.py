@@ -43,8 +43,12 @@ class Replies:
         self.log_transcripts = False
         self.current: ReplyPipeline | None = None
         self._task: asyncio.Task[None] | None = None
-        self.turns_completed = 0
+        self.turns_completed = 0  # replies to visitor turns that were not dropped unheard
         self.speculations_dropped = 0  # speculative replies the visitor never heard
+        self.replies_superseded = 0  # replies dropped unheard because the visitor went on
+        # LLM requests of replies agentd dropped unheard on its own (superseded, or a
+        # prepared reply the conversation limits refused): paid for, never heard.
+        self.llm_requests_wasted = 0
 
     @property
     def in_flight(self) -> bool:
@@ -104,6 +108,15 @@ class Replies:
 
         self._launch(run(), reply)
 
+    def supersede(self) -> None:
+        """The visitor went on before a sound of the reply played: mark it to be dropped
+        unheard (no history: its user text lives on in the carried turn) and reported as
+        `superseded`. The caller cancels it."""
+        reply = self.current
+        if reply is not None:
+            reply.discard = True
+            reply.record.superseded = True
+
     def cancel(self, reason: str) -> bool:
         """Stop the reply in flight: speaker flushed now, LLM and TTS streams cancelled."""
         task, reply = self._task, self.current
@@ -151,12 +164,17 @@ class Replies:
             await self._parts().speaker.wait_idle()
 
     def _finish_turn(self, reply: ReplyPipeline) -> None:
-        if reply.speculative and reply.discard:
-            self.speculations_dropped += 1  # the visitor went on: not a turn of its own
-            return
-        self.turns_completed += 1
+        """Count the reply and report its record; a reply dropped unheard is reported too
+        (its requests were paid for), but it is no turn completed."""
+        record = reply.record
+        if reply.discard:
+            self.llm_requests_wasted += record.llm_requests
+            self.speculations_dropped += reply.speculative
+            self.replies_superseded += record.superseded
+        else:
+            self.turns_completed += 1
         parts = self._parts()
-        metrics = reply.record.metrics(parts.out_format.bytes_per_s, parts.in_format.bytes_per_s)
+        metrics = record.metrics(parts.out_format.bytes_per_s, parts.in_format.bytes_per_s)
         self._reporter.turn_finished(metrics)
 
     def _done(self, task: asyncio.Task[None]) -> None:

@@ -148,7 +148,13 @@ class ReplyPipeline:
     async def _pump_llm(
         self, messages: list[ChatMessage], queue: asyncio.Queue[str | None]
     ) -> None:
-        from agentd.llm.events import LlmDone, TextDelta, ToolCallStarted
+        from agentd.llm.events import (
+            LlmDone,
+            RequestStarted,
+            TextDelta,
+            ToolCallStarted,
+            UsageReported,
+        )
 
         self.record.llm_request_ms = now_ms()
         parts: list[str] = []
@@ -166,9 +172,14 @@ class ReplyPipeline:
                             queue.put_nowait(clause)
                     elif isinstance(event, ToolCallStarted):
                         self.record.tool_calls += 1
-                    elif isinstance(event, LlmDone):
+                    elif isinstance(event, RequestStarted):
+                        self.record.llm_requests += 1
+                    elif isinstance(event, UsageReported):
+                        # Per request, as it comes: a reply cut short keeps what it used.
+                        self.record.llm_usage_reports += 1
                         self.record.prompt_tokens += event.prompt_tokens
                         self.record.completion_tokens += event.completion_tokens
+                    elif isinstance(event, LlmDone):
                         self.result.new_messages = list(event.new_messages)
             for clause in [*self._splitter.feed(spoken.flush()), *self._splitter.flush()]:
                 queue.put_nowait(clause)

@@ -31,6 +31,8 @@ class TurnRecord:
     tts_first_byte_ms: float | None = None
     first_audio_ms: float | None = None  # first reply sample sounded by the device
     barge_ins: int = 0
+    llm_requests: int = 0  # chat completion requests started (RequestStarted)
+    llm_usage_reports: int = 0  # of those, the ones whose usage came (UsageReported)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tts_characters: int = 0
@@ -39,6 +41,7 @@ class TurnRecord:
     tool_calls: int = 0
     # Facts the outcome is decided from (decide_outcome); set where they happen.
     cancelled_by: str | None = None  # who stopped the reply, if anyone
+    superseded: bool = False  # dropped unheard: the visitor went on, the turn goes on
     barge_in_confirmed: bool = False  # the visitor's words over the reply cancelled it
     used_fallback: bool = False  # a cloud link failed and the local voice spoke
     nothing_to_say: bool = False  # the model gave no speakable text
@@ -57,6 +60,8 @@ class TurnRecord:
             tts_ttfb_ms=_diff(self.tts_first_byte_ms, self.tts_request_ms),
             voice_to_voice_ms=_diff(self.first_audio_ms, self.speech_end_ms),
             barge_ins=self.barge_ins,
+            llm_requests=self.llm_requests,
+            llm_requests_unmetered=max(0, self.llm_requests - self.llm_usage_reports),
             llm_prompt_tokens=self.prompt_tokens,
             llm_completion_tokens=self.completion_tokens,
             tts_characters=self.tts_characters,
@@ -72,10 +77,14 @@ class TurnRecord:
 def decide_outcome(record: TurnRecord) -> Outcome:
     """The one place a turn's outcome is decided; the first fact that applies wins.
 
-    A reply that had nothing to say, or was spoken by the local voice, is reported as
-    such even if it was later cancelled: the operator needs to see the failure, not
+    A superseded reply was never heard, so what it would have said (the sorry line, the
+    local voice) did not happen to the visitor; a failure on the way is a fault of its
+    own. A reply that had nothing to say, or was spoken by the local voice, is reported
+    as such even if it was later cancelled: the operator needs to see the failure, not
     the visitor's reaction to it.
     """
+    if record.superseded:
+        return Outcome.SUPERSEDED
     if record.nothing_to_say:
         return Outcome.EMPTY
     if record.used_fallback:

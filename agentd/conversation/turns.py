@@ -250,8 +250,7 @@ class Conversation(HeldTurns, BargeInHandling, OperatorCommands):
             # The visitor goes on talking: drop the half-made reply and answer the whole
             # thing once they finish (the first part is carried into the next turn).
             self._carry_text = self._reply_user_text
-            if self._replies.current is not None:
-                self._replies.current.discard = True  # its user text lives on in the carried turn
+            self._replies.supersede()
             self._cancel("visitor continued", keep_state=True)  # straight on to listening
         if not (self._carry_text or self._resumed):
             self._turn_start_ms = event.at_ms  # a new turn, not the rest of a paused one
@@ -407,6 +406,16 @@ class Conversation(HeldTurns, BargeInHandling, OperatorCommands):
     def speculations_dropped(self) -> int:
         """Speculative replies dropped unheard because the visitor went on."""
         return self._replies.speculations_dropped
+
+    @property
+    def replies_superseded(self) -> int:
+        """Replies dropped unheard because the visitor went on (speculative or not)."""
+        return self._replies.replies_superseded
+
+    @property
+    def llm_requests_wasted(self) -> int:
+        """LLM requests of replies dropped unheard (superseded, refused by the limits)."""
+        return self._replies.llm_requests_wasted
 
     @property
     def turns_completed(self) -> int:

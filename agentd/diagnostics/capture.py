@@ -38,6 +38,7 @@ from agentd.events import (
     CancelReply,
     FalseBargeIn,
     FirstAudioPlayed,
+    Outcome,
     SpeechEnded,
     SpeechStarted,
     TranscriptPartial,
@@ -220,7 +221,13 @@ class TurnCapture:
         elif kind.startswith("event/") and isinstance(payload, dict):
             self._mark(kind[len("event/") :], now_ms(), dict(payload))
         elif kind == "turn" and isinstance(payload, TurnMetrics):
-            self._finish(payload)
+            if payload.outcome is Outcome.SUPERSEDED:
+                # The visitor went on: so does their turn; the reply dropped unheard is a
+                # moment of it, and the capture ends with the record of the answer.
+                details = {"turn_id": payload.turn_id, "llm_requests": payload.llm_requests}
+                self._mark("reply.superseded", now_ms(), details)
+            else:
+                self._finish(payload)
 
     def _mark(self, name: str, at_ms: float, details: dict[str, object]) -> None:
         turn = self._turn

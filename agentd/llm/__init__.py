@@ -5,7 +5,15 @@ cheap on a Pi.
 """
 
 from agentd.llm.client import ChatLlm
-from agentd.llm.events import LlmDone, LlmEvent, TextDelta, ToolCallFinished, ToolCallStarted
+from agentd.llm.events import (
+    LlmDone,
+    LlmEvent,
+    RequestStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReported,
+)
 from agentd.llm.history import ConversationHistory
 from agentd.llm.tools import Tool, ToolRegistry, ToolResult
 
@@ -14,10 +22,12 @@ __all__ = [
     "ConversationHistory",
     "LlmDone",
     "LlmEvent",
+    "RequestStarted",
     "TextDelta",
     "Tool",
     "ToolCallFinished",
     "ToolCallStarted",
     "ToolRegistry",
     "ToolResult",
+    "UsageReported",
 ]

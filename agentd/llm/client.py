@@ -1,13 +1,14 @@
 """Stream one spoken reply from an OpenAI-compatible chat server, running tools in between.
 
 `ChatLlm.stream_reply` is an async generator: text deltas as they arrive (so TTS can
-start on the first clause), tool activity, then one `LlmDone`. It owns the deadlines a
-voice UI needs (the SDK's own timeouts are minutes long, and its retry loop waits out
-a Retry-After of up to 120 s in silence), so the SDK runs with `max_retries=0` and
-every request sits under agentd's deadlines: `connect_timeout_s` per attempt,
-`first_token_timeout_s` from the request to the first text or tool call (retries and
-their waits included), `chunk_gap_timeout_s` between chunks and `request_timeout_s`
-for the whole stream. Every SDK failure maps to the agentd error tree
+start on the first clause), tool activity, each request's start and usage as they
+happen (a reply cut short still accounts what it used), then one `LlmDone`. It owns
+the deadlines a voice UI needs (the SDK's own timeouts are minutes long, and its retry
+loop waits out a Retry-After of up to 120 s in silence), so the SDK runs with
+`max_retries=0` and every request sits under agentd's deadlines: `connect_timeout_s`
+per attempt, `first_token_timeout_s` from the request to the first text or tool call
+(retries and their waits included), `chunk_gap_timeout_s` between chunks and
+`request_timeout_s` for the whole stream. Every SDK failure maps to the agentd error tree
 (`agentd.llm.failures`); 429 `insufficient_quota` is permanent and never retried.
 Closing or cancelling the generator closes the HTTP stream, which tells the server
 to stop generating (barge-in must not keep paying for tokens).
@@ -25,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from agentd.connection_warmer import ConnectionWarmer
 from agentd.errors import LlmError, LlmTimeout
-from agentd.llm.events import LlmDone, LlmEvent, TextDelta, ToolCallFinished, ToolCallStarted
+from agentd.llm.events import (
+    LlmDone,
+    LlmEvent,
+    RequestStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReported,
+)
 from agentd.llm.failures import map_error, retry_wait_s
 from agentd.llm.stream import ToolCallAccumulator
 from agentd.llm.tools import ToolRegistry
@@ -44,6 +53,7 @@ class _Round:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_reported: bool = False  # the stream's usage chunk came (include_usage)
 
 
 class ChatLlm:
@@ -98,10 +108,13 @@ class ChatLlm:
             offer_tools = len(self._tools) > 0
             # After the last allowed round the model must answer in words.
             tool_choice = "auto" if round_index < rounds else "none"
+            yield RequestStarted()
             async for delta in self._stream_round(
                 conversation, offer_tools, tool_choice, calls, result
             ):
                 yield delta
+            if result.usage_reported:
+                yield UsageReported(result.prompt_tokens, result.completion_tokens)
             prompt_tokens += result.prompt_tokens
             completion_tokens += result.completion_tokens
             if not calls or tool_choice == "none":
@@ -307,6 +320,7 @@ def _apply_chunk(chunk: Any, calls: ToolCallAccumulator, result: _Round) -> list
     try:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
+            result.usage_reported = True
             result.prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
             result.completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         pieces = []

@@ -155,6 +155,10 @@ def _entities(topics: Topics) -> list[tuple[str, str, dict[str, object]]]:
         ("sensor", "errors", _diagnostic_sensor(
             "Errors today", health, "errors_today", state_class="total_increasing",
             icon="mdi:alert-circle-outline")),
+        # since the daemon started: replies agentd dropped unheard (the visitor went on)
+        ("sensor", "wasted_llm_requests", _diagnostic_sensor(
+            "Wasted LLM requests", health, "llm_requests_wasted",
+            state_class="total_increasing", icon="mdi:cash-remove")),
         ("sensor", "echo_delay", _diagnostic_sensor(
             "Self-test echo delay", health, "self_test.echo_delay_ms", unit_of_measurement="ms",
             device_class="duration", state_class="measurement", icon="mdi:timer-outline")),

@@ -18,7 +18,7 @@ from agentd import __version__
 from agentd.config.sections_core import DeviceConfig
 from agentd.config.sections_mqtt import MqttConfig
 from agentd.errors import CommandError
-from agentd.events import AgentState, LinkChanged, LinkState, TurnMetrics
+from agentd.events import AgentState, LinkChanged, LinkState, Outcome, TurnMetrics
 from agentd.mqtt import topics as t
 from agentd.mqtt.commands import (
     Command,
@@ -153,9 +153,14 @@ class MqttService:
         self._publish(self.topics.engagement, payload, t.QOS_STATE, retain=True)
 
     def publish_turn_metrics(self, metrics: TurnMetrics) -> None:
-        """One message per turn; also refreshes the health snapshot HA reads."""
+        """One message per reply record; also refreshes the health snapshot HA reads.
+
+        A superseded reply (dropped unheard, the visitor went on) is no turn of its own:
+        its record is published for its cost, `turns_today` counts the answered turn.
+        """
         self._roll_day()
-        self.turns_today += 1
+        if metrics.outcome is not Outcome.SUPERSEDED:
+            self.turns_today += 1
         if metrics.voice_to_voice_ms is not None:
             self.last_voice_to_voice_ms = round(metrics.voice_to_voice_ms, 1)
         self._publish(self.topics.metrics_turn, t.metrics_payload(metrics), t.QOS_METRICS)

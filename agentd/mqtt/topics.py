@@ -6,7 +6,7 @@
 | state                 | 1   | yes    | latest state wins; dashboards need it after they connect  |
 | engagement            | 1   | yes    | waiting/engaged (JSON): state too, so retained like state |
 | health                | 0   | yes    | periodic snapshot: a lost one is replaced N seconds later |
-| metrics/turn          | 1   | no     | one record per turn: each matters, history is not state   |
+| metrics/turn          | 1   | no     | one record per reply: each matters (and costs), not state |
 | event/<name>          | 1   | no     | button, staff_call, fault: must arrive, must not replay   |
 | reply                 | 1   | no     | command replies for MQTT 3.1.1 clients                    |
 | cmd/<name> (inbound)  | 1   | no     | subscribed at QoS 1 so a command is not silently lost     |

@@ -329,6 +329,10 @@ class Kiosk:
             "xruns": audio.capture.stats.xruns if audio else 0,
             "underruns": audio.playback.stats.underruns if audio else 0,
             "turns": conversation.turns_completed if conversation else 0,
+            # Replies dropped unheard because the visitor went on, and the LLM requests of
+            # every reply agentd itself dropped unheard: paid for, never heard.
+            "replies_superseded": conversation.replies_superseded if conversation else 0,
+            "llm_requests_wasted": conversation.llm_requests_wasted if conversation else 0,
             "volume": audio.speaker.volume if audio else None,
             "muted": conversation.muted if conversation else False,
             "engagement": conversation.engagement.snapshot()

@@ -164,10 +164,14 @@ class Reporting:
         if metrics.outcome is Outcome.OK:
             for link in ("llm", "tts"):
                 self.link_changed(link, LinkState.CONNECTED)
+        if metrics.outcome is Outcome.SUPERSEDED:
+            summary = f"dropped unheard, the visitor went on ({metrics.llm_requests} LLM requests)"
+        else:
+            summary = f"voice-to-voice {metrics.voice_to_voice_ms} ms"
         log.info(
-            "turn %s: voice-to-voice %s ms",
+            "turn %s: %s",
             metrics.outcome.value,
-            metrics.voice_to_voice_ms,
+            summary,
             extra=fields(
                 turn_id=metrics.turn_id,
                 stage="turn",
@@ -175,6 +179,9 @@ class Reporting:
                 stt_final_ms=metrics.stt_final_ms,
                 llm_ttft_ms=metrics.llm_ttft_ms,
                 tts_ttfb_ms=metrics.tts_ttfb_ms,
+                llm_requests=metrics.llm_requests,
+                llm_prompt_tokens=metrics.llm_prompt_tokens,
+                llm_completion_tokens=metrics.llm_completion_tokens,
                 outcome=metrics.outcome.value,
             ),
         )

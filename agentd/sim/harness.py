@@ -79,9 +79,15 @@ base_url = {json.dumps(stack.tts_url)}
 
 @dataclass
 class Observed:
-    """What the runtime reported: dialogue, metrics, faults, events, states."""
+    """What the runtime reported: dialogue, metrics, faults, events, states.
+
+    `records` holds every per-turn record in order; `turns` the answered ones, without
+    the `superseded` records of replies dropped unheard because the visitor went on (a
+    visitor turn is answered once, whatever it cost on the way).
+    """
 
     lines: list[tuple[str, str]] = field(default_factory=list)
+    records: list[TurnMetrics] = field(default_factory=list)
     turns: list[TurnMetrics] = field(default_factory=list)
     faults: list[Any] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)
@@ -91,7 +97,9 @@ class Observed:
         if kind == "transcript":
             self.lines.append(payload)
         elif kind == "turn":
-            self.turns.append(payload)
+            self.records.append(payload)
+            if payload.outcome != "superseded":
+                self.turns.append(payload)
         elif kind == "fault":
             self.faults.append(payload)
         elif kind == "state":

@@ -24,6 +24,9 @@ async def test_quick_bench_runs_both_policies_and_reports_them(tmp_path: Path) -
     assert fixed["cut_off_by_kind"]["hesitant"] >= 1
     assert adaptive["cut_off_rate"] < fixed["cut_off_rate"]
     assert adaptive["speculations_dropped"] >= 1
+    # Every reply dropped unheard made its request(s), and each reported its record.
+    assert adaptive["llm_requests_wasted"] >= adaptive["speculations_dropped"]
+    assert adaptive["superseded"] >= adaptive["speculations_dropped"]
     assert set(report["targets"]) == {"cut_offs", "complete_p50", "hesitant_p95", "all_answered"}
 
 

@@ -151,6 +151,11 @@ class FakeLlmClient(_Recording):
     With no script left, a request yields nothing but an `LlmDone` (an empty reply).
     `requests` keeps the messages of each request; `closed` counts streams that were
     closed before their end (a cancelled reply must close the HTTP stream).
+
+    As ChatLlm does, a stream starts with `RequestStarted` and a request whose usage
+    came ends with `UsageReported`: a script without either gets them added (the usage
+    from its `LlmDone`, if that reports tokens); a script naming either is played as
+    written (tool rounds, a usage that never came).
     """
 
     def __init__(self) -> None:
@@ -171,6 +176,7 @@ class FakeLlmClient(_Recording):
         self.calls.append(("stream_reply", messages))
         self.requests.append([dict(m) for m in messages])
         steps: list[LlmStep] = self._scripts.popleft() if self._scripts else [LlmDone("stop", 0, 0)]
+        steps = _with_request_facts(steps)
         try:
             for step in steps:
                 if isinstance(step, asyncio.Event):
@@ -192,6 +198,21 @@ class FakeLlmClient(_Recording):
 
     async def aclose(self) -> None:
         self.calls.append(("aclose",))
+
+
+def _with_request_facts(steps: list[LlmStep]) -> list[LlmStep]:
+    """`RequestStarted` first and `UsageReported` before a counting `LlmDone`, unless
+    the script says them itself (see FakeLlmClient)."""
+    from agentd.llm.events import LlmDone, RequestStarted, UsageReported
+
+    if any(isinstance(step, RequestStarted | UsageReported) for step in steps):
+        return steps
+    out: list[LlmStep] = [RequestStarted()]
+    for step in steps:
+        if isinstance(step, LlmDone) and (step.prompt_tokens or step.completion_tokens):
+            out.append(UsageReported(step.prompt_tokens, step.completion_tokens))
+        out.append(step)
+    return out
 
 
 @dataclass(slots=True)

@@ -226,6 +226,8 @@ async def test_cancel_reply_from_any_source(rig: Rig, source: str, phase: str) -
     assert rig.llm.closed == (1 if phase == "thinking" else 0)
     (metrics,) = rig.reporter.turns
     assert metrics.outcome is Outcome.CANCELLED
+    # An operator's or visitor's cancel is theirs to count, not agentd's waste.
+    assert metrics.llm_requests == 1 and rig.conv.llm_requests_wasted == 0
     expected: list[dict[str, object]] = [{"role": "user", "content": "When do you open?"}]
     if heard:
         expected.append({"role": "assistant", "content": heard})

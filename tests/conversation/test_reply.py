@@ -11,7 +11,14 @@ from agentd.conversation.reply import MAX_AHEAD_S, ReplyPipeline
 from agentd.conversation.turn_record import TurnRecord, decide_outcome
 from agentd.errors import LlmError, TtsError
 from agentd.events import FaultRaised, Outcome
-from agentd.llm.events import LlmDone, TextDelta, ToolCallStarted
+from agentd.llm.events import (
+    LlmDone,
+    RequestStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReported,
+)
 from agentd.tts.splitter import ClauseSplitter
 from tests.conversation.fakes import (
     LINE_PCM,
@@ -19,6 +26,7 @@ from tests.conversation.fakes import (
     FakeLlmClient,
     FakeSpeaker,
     FakeTtsClient,
+    LlmStep,
     default_pcm,
     fallback_pcm,
 )
@@ -236,6 +244,51 @@ async def test_cancel_closes_both_streams_and_keeps_the_heard_part() -> None:
     assert pipe.tts.closed == 1
     heard = pipe.reply.played_text()
     assert heard and first.startswith(heard) and heard != first  # a part, not the clause
+
+
+# --- what the reply cost: every request, every usage that came -----------------------
+
+
+def tool_round_then(*second_round: LlmStep) -> tuple[LlmStep, ...]:
+    """A first request that calls a tool (its usage reported), then a second request."""
+    return (
+        RequestStarted(),
+        ToolCallStarted("c1", "opening_hours", "{}"),
+        UsageReported(40, 6),
+        ToolCallFinished("c1", "opening_hours", True, "{}"),
+        RequestStarted(),
+        *second_round,
+    )
+
+
+async def test_a_reply_counts_each_request_and_the_usage_each_reported() -> None:
+    pipe = Pipe()
+    pipe.llm.script(
+        *tool_round_then(TextDelta("We open at nine."), UsageReported(60, 5)),
+        LlmDone("stop", 100, 11),
+    )
+    await pipe.start()
+    record = pipe.record
+    assert (record.llm_requests, record.prompt_tokens, record.completion_tokens) == (2, 100, 11)
+    metrics = record.metrics(OUT_FORMAT.bytes_per_s, 32_000.0)
+    assert (metrics.llm_requests, metrics.llm_requests_unmetered) == (2, 0)
+    assert (metrics.llm_prompt_tokens, metrics.llm_completion_tokens) == (100, 11)
+
+
+async def test_a_reply_cut_short_keeps_what_its_finished_requests_used() -> None:
+    """Cancelled in its second request: both requests count, the first one's usage came,
+    the second one's never will (its usage chunk is the stream's last)."""
+    pipe = Pipe()
+    stall = asyncio.Event()
+    pipe.llm.script(*tool_round_then(TextDelta("We open "), stall))
+    task = pipe.start()
+    await until(lambda: pipe.record.llm_requests == 2, "second request")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    metrics = pipe.record.metrics(OUT_FORMAT.bytes_per_s, 32_000.0)
+    assert (metrics.llm_requests, metrics.llm_requests_unmetered) == (2, 1)
+    assert (metrics.llm_prompt_tokens, metrics.llm_completion_tokens) == (40, 6)
 
 
 async def test_requests_name_the_next_clause_and_stitch_within_one_reply_only() -> None:

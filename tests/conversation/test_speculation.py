@@ -12,8 +12,17 @@ their own times, so nothing here waits on the wall clock.
 
 from __future__ import annotations
 
+import asyncio
+
 from agentd.conversation.engagement import EngagementState
-from agentd.events import AgentState, SpeechEnded, SpeechStarted, TurnFinalized, now_ms
+from agentd.events import (
+    AgentState,
+    Outcome,
+    SpeechEnded,
+    SpeechStarted,
+    TurnFinalized,
+    now_ms,
+)
 from agentd.llm.events import LlmDone, TextDelta
 from tests.conversation.fakes import default_pcm
 from tests.conversation.rig import (
@@ -122,6 +131,46 @@ async def test_resume_the_visitor_goes_on_and_the_whole_turn_is_answered_once(ri
     visitor_lines = [text for who, text, _ in rig.reporter.transcripts if who == "visitor"]
     assert visitor_lines == [WHOLE]
     assert rig.conv.speculations_dropped == 1 and rig.conv.turns_completed == 1
+    # Both requests are accounted: the dropped one in its own record (superseded, its
+    # stream ran to its usage), the answer in the turn's; one request wasted.
+    superseded, answered = rig.reporter.turns
+    assert superseded.outcome is Outcome.SUPERSEDED and answered.outcome is Outcome.OK
+    assert (superseded.llm_requests, superseded.llm_requests_unmetered) == (1, 0)
+    assert (superseded.llm_prompt_tokens, superseded.llm_completion_tokens) == (10, 5)
+    assert superseded.voice_to_voice_ms is None and superseded.llm_ttft_ms is not None
+    assert answered.llm_requests == 1 and answered.voice_to_voice_ms is not None
+    assert rig.conv.llm_requests_wasted == 1 and rig.conv.replies_superseded == 1
+
+
+async def test_a_speculative_reply_dropped_mid_stream_is_superseded_and_unmetered(
+    rig: Rig,
+) -> None:
+    """The visitor goes on while the model is still writing: the request counts, its
+    tokens are unknown (the usage chunk never came), and nothing is called cancelled."""
+    stall = asyncio.Event()
+    rig.llm.script(TextDelta("Speculative "), stall, LlmDone("stop", 10, 5))
+    rig.llm.script(TextDelta(REPLY), LlmDone("stop", 20, 7))
+    deadline = pause_mid_sentence(rig)
+    await rig.requested(1)
+    silence(rig, deadline - 900.0, deadline - 500.0)
+    t = now_ms()
+    rig.conv.handle(SpeechStarted(t, preroll=b"pre"))
+    await settle()
+    assert rig.llm.closed == 1  # the dropped request's stream was closed at once
+    (superseded,) = rig.reporter.turns  # reported when dropped, before the answer
+    assert superseded.outcome is Outcome.SUPERSEDED
+    assert (superseded.llm_requests, superseded.llm_requests_unmetered) == (1, 1)
+    assert (superseded.llm_prompt_tokens, superseded.llm_completion_tokens) == (0, 0)
+    rig.conv.handle(SpeechEnded(t + 900.0, 800.0, voice_end_ms=t + 700.0))
+    rig.conv.handle(TurnFinalized(SECOND_PART, t + 1000.0))
+    await rig.replying()
+    rig.speaker.play_all()
+    await rig.idle()
+    answered = rig.reporter.turns[-1]
+    assert answered.outcome is Outcome.OK and answered.turn_id != superseded.turn_id
+    assert (answered.llm_requests, answered.llm_prompt_tokens) == (1, 20)
+    assert [t.outcome for t in rig.reporter.turns] == [Outcome.SUPERSEDED, Outcome.OK]
+    assert rig.conv.llm_requests_wasted == 1 and rig.conv.turns_completed == 1
 
 
 async def test_a_word_begun_inside_the_wait_resumes_even_if_the_gate_confirms_it_later(
@@ -176,3 +225,8 @@ async def test_a_released_turn_counts_against_the_conversation_limits() -> None:
     await rig.idle()
     assert log.changes[-1] == (EngagementState.WAITING, "limit")
     assert history_after(rig) == []
+    # The prepared reply was paid for and never heard: reported (stopped by the limit,
+    # not superseded) and wasted.
+    refused = rig.reporter.turns[-1]
+    assert refused.outcome is Outcome.CANCELLED and refused.llm_requests == 1
+    assert rig.conv.llm_requests_wasted == 1 and rig.conv.replies_superseded == 0

@@ -113,7 +113,7 @@ async def test_gate_events_are_ignored_while_speaking(rig: Rig) -> None:
 async def test_visitor_continued_while_thinking(rig: Rig) -> None:
     stall = asyncio.Event()
     rig.llm.script(stall, TextDelta("Never said."), LlmDone("stop", 0, 0))
-    rig.llm.script(TextDelta("On Sundays we open at ten."), LlmDone("stop", 0, 0))
+    rig.llm.script(TextDelta("On Sundays we open at ten."), LlmDone("stop", 30, 8))
     rig.visitor_says("When does the museum", at_ms=1000)
     assert rig.state() is S.THINKING
     await until(lambda: len(rig.llm.requests) == 1, "first request")
@@ -139,7 +139,16 @@ async def test_visitor_continued_while_thinking(rig: Rig) -> None:
 
     assert user_messages(rig) == [joined]  # one user message, the whole question
     assert history_after(rig)[-1] == {"role": "assistant", "content": "On Sundays we open at ten."}
-    assert rig.reporter.turns[-1].outcome is Outcome.OK
+    # The dropped reply is no cancellation: its own record, superseded, with its request
+    # (cut before its usage came); the answer is the one turn completed.
+    superseded, answered = rig.reporter.turns
+    assert superseded.outcome is Outcome.SUPERSEDED and answered.outcome is Outcome.OK
+    assert (superseded.llm_requests, superseded.llm_requests_unmetered) == (1, 1)
+    assert superseded.voice_to_voice_ms is None and superseded.audio_out_s == 0.0
+    assert (answered.llm_requests, answered.llm_requests_unmetered) == (1, 0)
+    assert (answered.llm_prompt_tokens, answered.llm_completion_tokens) == (30, 8)
+    assert rig.conv.turns_completed == 1 and rig.conv.replies_superseded == 1
+    assert rig.conv.llm_requests_wasted == 1
     agent_lines = [text for who, text, _ in rig.reporter.transcripts if who == "agent"]
     assert agent_lines == ["On Sundays we open at ten."]
 

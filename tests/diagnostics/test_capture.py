@@ -14,7 +14,14 @@ import pytest
 from agentd.config.sections_core import PrivacyConfig
 from agentd.diagnostics.capture import RETRIEVED_GRACE_S, TurnCapture
 from agentd.errors import CommandError
-from agentd.events import AgentState, SpeechStarted, TranscriptPartial, TurnFinalized, TurnMetrics
+from agentd.events import (
+    AgentState,
+    Outcome,
+    SpeechStarted,
+    TranscriptPartial,
+    TurnFinalized,
+    TurnMetrics,
+)
 from agentd.gpio.patterns import COLOURS, Pattern, capture_variant
 
 ALLOWED = PrivacyConfig(allow_remote_capture=True, capture_max_turns=3, capture_max_bytes=200_000)
@@ -83,6 +90,27 @@ async def test_a_turn_is_one_wav_and_one_json(tmp_path: Path) -> None:
     assert doc["timeline"][2] == {"t_ms": 900.0, "what": "stt.final", "text": "hello there"}
     assert doc["metrics"]["llm_ttft_ms"] == 300.0
     assert capture.armed_turns == 0 and events[-1][1]["armed_turns"] == 0  # disarmed itself
+
+
+async def test_a_superseded_reply_does_not_end_the_captured_turn(tmp_path: Path) -> None:
+    """The visitor went on: the dropped reply's record is a mark in the timeline, the
+    capture goes on to the answer and takes one armed turn, not two."""
+    capture, _, _ = make(tmp_path)
+    capture.arm(2)
+    capture.on_event(SpeechStarted(at_ms=1000.0))
+    capture.heard(b"\x01\x00" * 8000)
+    dropped = TurnMetrics(turn_id="t0", llm_requests=1, outcome=Outcome.SUPERSEDED)
+    capture.on_report("turn", dropped)
+    assert capture.health()["recording"] is True and capture.armed_turns == 2
+    capture.heard(b"\x01\x00" * 8000)  # the rest of the turn
+    capture.on_report("turn", TurnMetrics(turn_id="t1"))
+    await capture.flush()
+    assert not (tmp_path / "t0.json").exists()
+    doc = json.loads((tmp_path / "t1.json").read_text())
+    assert doc["segments"][0]["duration_s"] == 1.0  # both parts of what the visitor said
+    (mark,) = [e for e in doc["timeline"] if e["what"] == "reply.superseded"]
+    assert (mark["turn_id"], mark["llm_requests"]) == ("t0", 1)
+    assert capture.armed_turns == 1
 
 
 async def test_chunked_resumable_retrieval_then_deletion(tmp_path: Path) -> None:

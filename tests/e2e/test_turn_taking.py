@@ -31,6 +31,8 @@ class OneTurn:
     requests: list[str]  # the last user message of every LLM request, speculative ones too
     played_ms: list[float]  # mic-clock times of every reply chunk the speaker sounded
     dropped: int  # speculative replies dropped unheard
+    superseded: int  # reply records reported `superseded` (dropped unheard, visitor went on)
+    wasted: int  # the health counter of LLM requests dropped unheard
 
 
 async def one_turn(kiosk: SimulatedKiosk) -> OneTurn:
@@ -44,6 +46,8 @@ async def one_turn(kiosk: SimulatedKiosk) -> OneTurn:
         history = kiosk.conversation.parts.history.messages_for_request("next")
         users = [str(m["content"]) for m in history if m["role"] == "user"][:-1]
         requests = [str(r.messages[-1]["content"]) for r in kiosk.stack.llm.requests]
+        wasted = kiosk.service.reporting.health()["llm_requests_wasted"]
+        assert isinstance(wasted, int)
         turn = OneTurn(
             span=span,
             sound_ms=next((at for at in played if at >= span.start_ms), None),
@@ -51,6 +55,8 @@ async def one_turn(kiosk: SimulatedKiosk) -> OneTurn:
             requests=requests,
             played_ms=played,
             dropped=kiosk.conversation.speculations_dropped,
+            superseded=len(kiosk.observed.records) - len(kiosk.observed.turns),
+            wasted=wasted,
         )
     finally:
         assert await kiosk.stop() == 0
@@ -102,6 +108,8 @@ async def test_a_visitor_who_resumes_while_the_reply_is_prepared_is_never_talked
     # The visitor went on while a speculative reply was in the making: it was started
     # on the words so far and dropped without a sound.
     assert turn.dropped >= 1
+    # Reported as such, not as a cancellation, and its request counted as wasted.
+    assert turn.superseded >= turn.dropped and turn.wasted >= turn.dropped
     assert turn.requests[0] == "I have a parcel for"
     assert turn.requests[-1] == "I have a parcel for um the post room."
     assert not [at for at in turn.played_ms if span.start_ms <= at < span.voice_end_ms]

@@ -14,7 +14,14 @@ from aiohttp import web
 
 from agentd.errors import LlmError, LlmRateLimited, LlmTimeout
 from agentd.llm import ChatLlm
-from agentd.llm.events import LlmDone, TextDelta, ToolCallFinished, ToolCallStarted
+from agentd.llm.events import (
+    LlmDone,
+    RequestStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    UsageReported,
+)
 from agentd.sim.openai_server import OpenAiEmulator
 
 pytestmark = pytest.mark.timeout(20)
@@ -74,6 +81,26 @@ async def test_opening_hours_tool_round_trip(emulator: OpenAiEmulator, make_llm:
         "tool_call_id": started[0].call_id,
         "content": finished[0].result_json,
     }
+
+
+async def test_each_request_is_accounted_as_it_happens(
+    emulator: OpenAiEmulator, make_llm: MakeLlm
+) -> None:
+    """One RequestStarted per tool round, each before its text; each round's usage
+    after it; LlmDone's totals are their sums (so a reply cut short keeps its rounds)."""
+    llm = make_llm(llm_config(emulator.base_url))
+    events = await collect(llm, "When are you open tomorrow?")
+    assert len(emulator.requests) == 2
+    kinds = [type(e) for e in events]
+    assert kinds.count(RequestStarted) == 2 and kinds[0] is RequestStarted
+    usages = [e for e in events if isinstance(e, UsageReported)]
+    assert len(usages) == 2 and all(u.prompt_tokens > 0 for u in usages)
+    # The first round's usage comes before its tool runs, the second after the text.
+    assert kinds.index(UsageReported) < kinds.index(ToolCallStarted)
+    assert kinds.index(TextDelta) > kinds.index(RequestStarted, 1)
+    done = done_of(events)
+    assert done.prompt_tokens == sum(u.prompt_tokens for u in usages)
+    assert done.completion_tokens == sum(u.completion_tokens for u in usages)
 
 
 async def test_wire_body_is_what_the_sdk_transform_would_send(
@@ -318,7 +345,8 @@ async def test_empty_reply_finishes_cleanly(emulator: OpenAiEmulator, make_llm: 
     emulator.faults.empty_reply = True
     llm = make_llm(llm_config(emulator.base_url))
     events = await collect(llm, "Tell me a story.")
-    assert events == [LlmDone("stop", events[-1].prompt_tokens, 0, [])]  # type: ignore[union-attr]
+    prompt = done_of(events).prompt_tokens
+    assert events == [RequestStarted(), UsageReported(prompt, 0), LlmDone("stop", prompt, 0, [])]
 
 
 async def test_cancel_mid_stream_closes_the_connection(
@@ -330,9 +358,12 @@ async def test_cancel_mid_stream_closes_the_connection(
     got_text = asyncio.Event()
     deltas = 0
 
+    seen: list[type] = []
+
     async def consume() -> None:
         nonlocal deltas
         async for event in llm.stream_reply([{"role": "user", "content": "Tell me a story."}]):
+            seen.append(type(event))
             if isinstance(event, TextDelta):
                 deltas += 1
                 got_text.set()
@@ -345,6 +376,8 @@ async def test_cancel_mid_stream_closes_the_connection(
     record = await emulator.wait_for_disconnect(timeout_s=2.0)
     assert record.closed_by_client and record.chunks_sent < 100
     assert deltas < 100
+    # The request was made; its usage chunk (the stream's last) never came.
+    assert seen[0] is RequestStarted and UsageReported not in seen
 
 
 def test_scenario_is_shared() -> None:

@@ -214,4 +214,5 @@ async def test_one_chunk_reply_is_spoken_whole_under_the_first_token_deadline(
     assert "".join(deltas) == "We're open from nine to five tomorrow."
     reply = emulator.requests[-1]
     assert reply.sent_at[0] - reply.received_at > 0.3  # later than a chunk gap
-    assert json.loads(events[0].arguments_json) == {"day": "tomorrow"}  # type: ignore[union-attr]
+    first_call = next(e for e in events if isinstance(e, ToolCallStarted))
+    assert json.loads(first_call.arguments_json) == {"day": "tomorrow"}

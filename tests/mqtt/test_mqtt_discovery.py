@@ -123,9 +123,9 @@ PER_PLATFORM: dict[str, tuple[list[str], dict[str, Any]]] = {
         "retain": {}, "device_class": {"enum": ["identify", "restart", "update"]},
     }),
 }  # fmt: skip
-DIAGNOSTIC = {"latency", "errors", "echo_delay", "echo_coupling", "noise_floor", "clipping",
-              "near_field_margin", "coherence_margin", "config_hash", "capture", "self_test",
-              "test_speaker"}  # fmt: skip
+DIAGNOSTIC = {"latency", "errors", "wasted_llm_requests", "echo_delay", "echo_coupling",
+              "noise_floor", "clipping", "near_field_margin", "coherence_margin", "config_hash",
+              "capture", "self_test", "test_speaker"}  # fmt: skip
 
 
 def schema_for(platform: str) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def test_device_discovery_matches_home_assistant_schema() -> None:
     assert config["origin"]["name"] == "agentd" and config["origin"]["sw_version"] == "0.1.0"
     components = config["components"]
     platforms = sorted(c["platform"] for c in components.values())
-    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 13 + ["switch"]
+    assert platforms == ["button"] * 3 + ["number"] + ["sensor"] * 14 + ["switch"]
     for object_id, entity in components.items():
         jsonschema.validate(entity, schema_for(entity["platform"]))
         assert re.fullmatch(r"[\w-]+", object_id)
@@ -199,6 +199,7 @@ def test_topics_are_consistent_with_commands_and_health() -> None:
     _, config = message()
     health_doc: dict[str, Any] = {
         "last_voice_to_voice_ms": 812.0, "turns_today": 3, "errors_today": 0,
+        "llm_requests_wasted": 2,
         "volume_percent": 60, "config_hash": "0123456789abcdef",
         "self_test": {"echo_delay_ms": 42.0, "echo_coupling_db": -18.5,
                       "noise_floor_dbfs": -61.0, "clipped_percent": 0.0,

@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from agentd.events import AgentState, LinkState, TurnMetrics
+from agentd.events import AgentState, LinkState, Outcome, TurnMetrics
 from agentd.mqtt import MqttService
 from tests.helpers.mosquitto import Mosquitto
 from tests.mqtt.conftest import (
@@ -176,11 +176,17 @@ async def test_metrics_health_and_events(broker: Mosquitto, observers: list[Obse
     observers.append(obs)
     service.start()
     await watcher.wait(LinkState.CONNECTED)
+    # A reply dropped unheard because the visitor went on: published for its cost, but
+    # no turn of its own (the answered turn that follows is).
+    superseded = TurnMetrics(turn_id="t0", llm_requests=1, outcome=Outcome.SUPERSEDED)
+    service.publish_turn_metrics(superseded)
     service.publish_turn_metrics(TurnMetrics(turn_id="t1", voice_to_voice_ms=812.34))
     service.publish_event("fault", {"error_kind": "tts_timeout"})
-    (metrics,) = await obs.await_for(f"{ROOT}/metrics/turn")
+    dropped, metrics = await obs.await_for(f"{ROOT}/metrics/turn", count=2)
+    assert json.loads(dropped.payload)["outcome"] == "superseded"
+    assert json.loads(dropped.payload)["llm_requests"] == 1
     assert json.loads(metrics.payload)["voice_to_voice_ms"] == 812.34 and not metrics.retain
-    health_msgs = await obs.await_for(f"{ROOT}/health", count=2)
+    health_msgs = await obs.await_for(f"{ROOT}/health", count=3)
     data = json.loads(health_msgs[-1].payload)
     assert data["turns_today"] == 1 and data["last_voice_to_voice_ms"] == 812.3
     assert data["links"] == {"stt": "connected", "mqtt": "connected"}
