@@ -68,6 +68,7 @@ class AlsaCapture:
         self._pcm: Any = None
         self._backoff = Backoff(config.reopen_max_backoff_s, REOPEN_FIRST_S)
         self._was_open = False
+        _warn_if_the_mix_cancels_the_front(config)
 
     @property
     def progress(self) -> int:
@@ -162,3 +163,23 @@ class AlsaCapture:
                 pcm.close()
             except Exception as exc:  # already gone: nothing left to release
                 log.debug("capture close: %s", exc)
+
+
+def _warn_if_the_mix_cancels_the_front(config: CaptureConfig) -> None:
+    """`channel = -1` on an array of known geometry: say when the plain average of its
+    mics comb-filters a voice from the front (agentd.audio.beam.front_mix_dip), because
+    the VAD, the gates and STT all hear that mono signal."""
+    positions = config.mic_positions_mm()
+    if config.channel != -1 or not positions or len(config.mic_channels()) != config.channels:
+        return
+    from agentd.audio.beam import MIX_DIP_WARN_DB, front_mix_dip
+
+    metres = [(x / 1000, y / 1000, z / 1000) for x, y, z in positions]
+    dip_db, at_hz = front_mix_dip(metres, config.rate_hz, config.array_front_deg)
+    if dip_db <= MIX_DIP_WARN_DB:
+        log.warning(
+            "audio.capture.channel = -1 averages mics that cancel a voice from the front "
+            "(%.0f dB at %.1f kHz): VAD, gates and STT hear that; set channel to one mic",
+            dip_db,
+            at_hz / 1000,
+        )

@@ -176,3 +176,23 @@ def beam_batch(mics: np.ndarray, weights: np.ndarray, block_frames: int = 4096) 
         end = min(total, (first + count + 1) * HOP)
         out[(first + 1) * HOP : end] += tail[: end - (first + 1) * HOP]
     return np.asarray(out[:total])
+
+
+# Below this the mix's dip matters to speech (formants F2/F3, fricative onsets); 4 kHz is
+# also where a 16 kHz capture's useful band ends for STT's telephone-grade features.
+MIX_CHECK_UP_TO_HZ = 4000.0
+MIX_DIP_WARN_DB = -6.0  # a dip this deep is audible and measurable in wake-word recall
+
+
+def front_mix_dip(positions_m: Positions, rate_hz: int, azimuth_deg: float) -> tuple[float, float]:
+    """(worst gain in dB, at Hz) below MIX_CHECK_UP_TO_HZ of the plain average of the mics
+    for a voice from `azimuth_deg`: the average of unaligned mics is a comb filter. On the
+    45.7 mm square with the visitor between two mics it is -10 dB at 3 kHz and a null
+    near 3.75 kHz (a 45.7 mm path difference is half a wavelength there)."""
+    mics = len(positions_m)
+    uniform = np.full((len(bin_freqs(rate_hz)), mics), 1.0 / mics, dtype=np.complex128)
+    gain = np.abs(response(uniform, positions_m, rate_hz, azimuth_deg))
+    freqs = bin_freqs(rate_hz)
+    band = (freqs > 0) & (freqs <= MIX_CHECK_UP_TO_HZ)
+    worst = int(np.argmin(np.where(band, gain, np.inf)))
+    return 20.0 * math.log10(max(float(gain[worst]), 1e-6)), float(freqs[worst])

@@ -3,6 +3,7 @@ beside it (`AudioChunk.array`) for the near-field gate; config names the mic cha
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from array import array
@@ -83,3 +84,43 @@ def test_array_channels_are_validated(tmp_path, keys: str, where: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.key_path == f"audio.capture.{where}"
+
+
+def test_a_mix_that_cancels_the_front_voice_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """The plain average of the 4-mic square nulls a voice from between two mics near
+    3.75 kHz; the operator is told (VAD, gates and STT hear the mix), and not for one mic
+    or a broadside pair, whose mix passes a front voice."""
+    from agentd.audio.alsa_capture import AlsaCapture
+
+    caplog.set_level(logging.WARNING, logger="agentd")
+    AlsaCapture(CaptureConfig(channels=4, channel=-1, array_geometry="respeaker-4mic"))
+    assert "cancel a voice from the front" in caplog.text
+    assert "3.8 kHz" in caplog.text
+    caplog.clear()
+    AlsaCapture(CaptureConfig(channels=4, channel=0, array_geometry="respeaker-4mic"))
+    broadside = ((-30.0, 0.0, 0.0), (30.0, 0.0, 0.0))
+    AlsaCapture(
+        CaptureConfig(
+            channels=2,
+            channel=-1,
+            array_geometry="custom",
+            array_positions_mm=broadside,
+            array_front_deg=90.0,
+        )
+    )
+    assert "cancel a voice" not in caplog.text
+
+
+def test_the_front_mix_dip_follows_the_geometry() -> None:
+    from agentd.audio.beam import front_mix_dip
+
+    square = [
+        (x / 1000, y / 1000, 0.0)
+        for x, y in ((22.85, 22.85), (-22.85, 22.85), (-22.85, -22.85), (22.85, -22.85))
+    ]
+    dip_db, at_hz = front_mix_dip(square, 16000, 0.0)
+    assert dip_db < -30.0 and 3500.0 <= at_hz <= 4000.0  # c / (2 * 45.7 mm) = 3.75 kHz
+    pair = [(-0.03, 0.0, 0.0), (0.03, 0.0, 0.0)]
+    assert front_mix_dip(pair, 16000, 90.0)[0] > -0.5  # broadside: same path to both mics
+    endfire_db, endfire_hz = front_mix_dip(pair, 16000, 0.0)
+    assert endfire_db < -30.0 and 2700.0 <= endfire_hz <= 3000.0  # c / (2 * 60 mm) = 2.86 kHz
