@@ -218,7 +218,7 @@ def build_lobby(
     rng = random.Random(seed)
     duration = minutes * 60_000
     mixer: Mixer = _Mixer(duration) if room is None else room(duration)
-    tone = render_noise(10_000, RATE, ROOM_TONE_DBFS, seed=0)
+    tone = render_noise(10_000, RATE, ROOM_TONE_DBFS, seed=1)  # repeatable (sox -R)
     mixer.add_room_tone(np.frombuffer(tone, dtype="<i2").astype(np.float32))
     lobby = Lobby(b"")
     _visitors(lobby, mixer, rng, duration, visitors_per_hour, wake_phrase=wake_phrase)

@@ -23,7 +23,11 @@ def tools_available() -> bool:
 
 
 def render_speech(text: str, rate_hz: int, voice: str = "en-us", wpm: int = 165) -> bytes:
-    """Speak `text` with espeak-ng and resample to `rate_hz`; raw S16_LE mono PCM."""
+    """Speak `text` with espeak-ng and resample to `rate_hz`; raw S16_LE mono PCM.
+
+    sox dithers when it resamples espeak's 22.05 kHz to 16 bits at `rate_hz`, from a random
+    seed unless `-R`: without it the same line renders differently every run, and the
+    simulator's lobbies and benchmarks (which speak through here) would not repeat."""
     if not text.strip():
         return b""
     try:
@@ -33,7 +37,7 @@ def render_speech(text: str, rate_hz: int, voice: str = "en-us", wpm: int = 165)
             capture_output=True,
             timeout=_TIMEOUT_S,
         ).stdout
-        return sox_to_raw(["-t", "wav", "-"], wav, rate_hz, [])
+        return sox_to_raw(["-t", "wav", "-"], wav, rate_hz, [], extra_global=["-R"])
     except (OSError, subprocess.SubprocessError) as exc:
         raise AudioError(f"espeak-ng/sox failed rendering speech: {exc}") from None
 
