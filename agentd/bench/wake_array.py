@@ -30,22 +30,14 @@ import numpy as np
 
 from agentd.audio import beam as beams
 from agentd.audio.format import AudioChunk, AudioFormat
-from agentd.bench.wake_voices import TrialResult, phrase_of
+from agentd.bench.wake_voices import TrialResult, draw_trials, score_trials
 from agentd.config.sections_engagement import EngagementConfig, WakeWordConfig
 from agentd.sim.lobby import (
     RATE,
-    VISITOR_DBFS,
-    VISITOR_LINES,
-    VISITOR_VOICES,
-    VISITOR_WPM,
-    WAKE_GAP_MS,
     Lobby,
-    at_level,
-    voiced_end_ms,
 )
 from agentd.sim.lobby_room import PLACES
 from agentd.sim.room import PAIR_6CM, SQUARE_4, MicArray, RoomRenderer, frame_level_p90_db
-from agentd.sim.speech import render_speech
 
 AZIMUTH_BANDS = ((-40.0, -20.0), (-20.0, 0.0), (0.0, 20.0), (20.0, 40.0))
 
@@ -80,34 +72,19 @@ def mix_trials(
     mismatch: tuple[float, float] = (0.0, 0.0),
 ) -> ArrayTrials:
     """The lobby's mics with `trials` wake words at visitor places (see module doc)."""
-    rng = random.Random(seed)  # the same draws as wake_voices.lobby_trials
     places = random.Random(seed * 7919 + 29)
-    phrase = phrase_of(model)
     channels = lobby.array_channels
     mics = np.frombuffer(lobby.array, dtype="<i2").reshape(-1, channels).T.astype(np.float64)
-    busy = [(v.arrive_ms - 8000, v.leave_ms + 2000) for v in lobby.visitors]
-    slot = (lobby.duration_ms - 10_000) / trials
     out = ArrayTrials(np.empty(0))
     (near, far), (left, right) = PLACES["visitor"]
-    for k in range(trials):
-        at = 3000 + k * slot + rng.uniform(0, max(0.0, slot - 7000))
-        voice, wpm = rng.choice(VISITOR_VOICES), rng.choice(VISITOR_WPM)
-        if any(a <= at <= b for a, b in busy):
-            continue
-        wake = render_speech(phrase, RATE, voice, wpm)
-        end = voiced_end_ms(wake)
-        line = rng.choice(VISITOR_LINES)[0]
-        pcm = wake[: int(end * RATE / 1000) * 2] + bytes(WAKE_GAP_MS * 32)
-        signal = at_level(
-            pcm + render_speech(line, RATE, voice, wpm), VISITOR_DBFS + rng.uniform(-3, 3)
-        )
+    for trial in draw_trials(lobby, trials, model, seed):  # bench engagement's draws
         distance = round(places.uniform(near, far), 2)
         azimuth = round(places.uniform(left, right), 1)
-        wet = renderer.render_steady(signal, distance, azimuth)
-        i = int(at * RATE / 1000)
+        wet = renderer.render_steady(trial.signal, distance, azimuth)
+        i = int(trial.at_ms * RATE / 1000)
         piece = wet[:, : max(0, mics.shape[1] - i)]
         mics[:, i : i + piece.shape[1]] += piece
-        out.ends_ms.append(at + end)
+        out.ends_ms.append(trial.wake_end_ms)
         out.azimuths.append(azimuth)
         out.distances.append(distance)
         out.wet.append((i, wet))
@@ -181,21 +158,7 @@ def run_variant(
 def _score(
     lobby: Lobby, trials: ArrayTrials, hits: list[float], far: int
 ) -> tuple[TrialResult, tuple[tuple[int, int], ...]]:
-    ends = trials.ends_ms
-    heard = [any(e - 500 <= h <= e + 1000 for h in hits) for e in ends]
-    clear = [
-        not any(
-            s.source != "visitor" and s.start_ms <= e + 200 and s.end_ms >= e - 1500
-            for s in lobby.spans
-        )
-        for e in ends
-    ]
-    stray = [
-        h
-        for h in hits
-        if not any(e - 500 <= h <= e + 1000 for e in ends)
-        and not any(v.arrive_ms <= h <= v.leave_ms for v in lobby.visitors)
-    ]
+    result, heard = score_trials(lobby, trials.ends_ms, hits, far)
     bands = []
     for lo, hi in AZIMUTH_BANDS:
         inside = [
@@ -204,14 +167,6 @@ def _score(
             if lo <= az < hi or az == hi == 40.0
         ]
         bands.append((sum(inside), len(inside)))
-    result = TrialResult(
-        len(ends),
-        sum(heard),
-        sum(h and c for h, c in zip(heard, clear, strict=True)),
-        sum(clear),
-        far,
-        len(stray),
-    )
     return result, tuple(bands)
 
 

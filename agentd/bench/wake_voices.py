@@ -150,22 +150,23 @@ class TrialResult:
         return centre - half, centre + half
 
 
-def lobby_trials(
-    lobby: Lobby, trials: int, model: str = "okay_nabu", seed: int = 1, *, emphasis: bool = False
-) -> TrialResult:
-    """`trials` visitors' first lines ("<phrase>, <line>", visitor voices, rates and levels)
-    mixed into the lobby at random times away from its own visitors, then the whole lobby
-    through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis if asked,
-    detector, far-field check). The visitors' recall is 10 people per 30 minutes; this is
-    the detection rate with enough trials to bound it."""
-    from agentd.bench.lobby_kiosk import calibrated_near_field
+@dataclass(frozen=True, slots=True)
+class WakeTrial:
+    """One visitor's first line with the wake word, to be mixed into a lobby."""
 
+    at_ms: float  # where it starts in the lobby
+    signal: np.ndarray  # float samples at the visitor's level (dry, mono)
+    wake_end_ms: float  # where the spoken wake word ends, in the lobby
+
+
+def draw_trials(lobby: Lobby, trials: int, model: str, seed: int) -> list[WakeTrial]:
+    """`trials` slots over the lobby, each a random visitor voice, rate, level and first
+    line after "<phrase>, "; slots inside the lobby's own visits are skipped (not redrawn)."""
     rng = random.Random(seed)
     phrase = phrase_of(model)
-    mixed = np.frombuffer(lobby.pcm, dtype="<i2").astype(np.float32)
     busy = [(v.arrive_ms - 8000, v.leave_ms + 2000) for v in lobby.visitors]
     slot = (lobby.duration_ms - 10_000) / trials
-    ends: list[float] = []
+    out = []
     for k in range(trials):
         at = 3000 + k * slot + rng.uniform(0, max(0.0, slot - 7000))
         voice, wpm = rng.choice(VISITOR_VOICES), rng.choice(VISITOR_WPM)
@@ -178,16 +179,16 @@ def lobby_trials(
         signal = at_level(
             pcm + render_speech(line, RATE, voice, wpm), VISITOR_DBFS + rng.uniform(-3, 3)
         )
-        i = int(at * RATE / 1000)
-        mixed[i : i + len(signal)] += signal[: len(mixed) - i]
-        ends.append(at + end)
-    pcm = bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
-    config = EngagementConfig(
-        modes=("wake_word",),
-        near_field=calibrated_near_field(True),
-        wake_word=WakeWordConfig(model=model, near_field_emphasis=emphasis),
-    )
-    hits, far = _front_end_wakes(pcm, config)
+        out.append(WakeTrial(at, signal, at + end))
+    return out
+
+
+def score_trials(
+    lobby: Lobby, ends: list[float], hits: list[float], far: int
+) -> tuple[TrialResult, list[bool]]:
+    """Which wake words were heard (a detection 0.5 s before to 1 s after the word's end),
+    which were said over the room tone alone, and detections nowhere near one (neither a
+    trial nor one of the lobby's own visitors): the result, and heard per trial."""
     heard = [any(e - 500 <= h <= e + 1000 for h in hits) for e in ends]
     clear = [
         not any(
@@ -202,7 +203,7 @@ def lobby_trials(
         if not any(e - 500 <= h <= e + 1000 for e in ends)
         and not any(v.arrive_ms <= h <= v.leave_ms for v in lobby.visitors)
     ]
-    return TrialResult(
+    result = TrialResult(
         len(ends),
         sum(heard),
         sum(h and c for h, c in zip(heard, clear, strict=True)),
@@ -210,6 +211,32 @@ def lobby_trials(
         far,
         len(stray),
     )
+    return result, heard
+
+
+def lobby_trials(
+    lobby: Lobby, trials: int, model: str = "okay_nabu", seed: int = 1, *, emphasis: bool = False
+) -> TrialResult:
+    """`trials` visitors' first lines ("<phrase>, <line>", visitor voices, rates and levels)
+    mixed into the lobby at random times away from its own visitors, then the whole lobby
+    through VadGate + Engagement.front_end in wake_word mode (near-field gate, emphasis if asked,
+    detector, far-field check). The visitors' recall is 10 people per 30 minutes; this is
+    the detection rate with enough trials to bound it."""
+    from agentd.bench.lobby_kiosk import calibrated_near_field
+
+    mixed = np.frombuffer(lobby.pcm, dtype="<i2").astype(np.float32)
+    drawn = draw_trials(lobby, trials, model, seed)
+    for trial in drawn:
+        i = int(trial.at_ms * RATE / 1000)
+        mixed[i : i + len(trial.signal)] += trial.signal[: len(mixed) - i]
+    pcm = bytes(np.clip(mixed, -32768, 32767).astype("<i2").tobytes())
+    config = EngagementConfig(
+        modes=("wake_word",),
+        near_field=calibrated_near_field(True),
+        wake_word=WakeWordConfig(model=model, near_field_emphasis=emphasis),
+    )
+    hits, far = _front_end_wakes(pcm, config)
+    return score_trials(lobby, [t.wake_end_ms for t in drawn], hits, far)[0]
 
 
 def _front_end_wakes(pcm: bytes, config: EngagementConfig) -> tuple[list[float], int]:
