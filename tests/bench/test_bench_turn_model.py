@@ -12,9 +12,20 @@ if not DEFAULT_MODEL.is_file():
 
 
 def test_the_turn_model_bench_reports_cost_and_answers() -> None:
-    from agentd.bench.turn_model import measure
+    """In a process of its own, as `agentd bench turn_model` runs: in a test worker that
+    loaded a model before, the allocator reuses that memory and the RSS added reads 0."""
+    import json
+    import subprocess
+    import sys
 
-    report = measure(runs=2)
+    run = subprocess.run(
+        [sys.executable, "-m", "agentd", "bench", "turn_model", "--runs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(run.stdout)
     assert report["runs"] == 2
     assert report["cpu_ms_per_inference"] > 0 and report["wall_ms_p50"] > 0
     assert report["rss_added_mib"] > 0
