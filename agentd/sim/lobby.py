@@ -288,9 +288,9 @@ def _background(
             at = _conversation(lobby, mixer, rng, at)
         elif kind == "tv":
             line = rng.choice(TV_LINES)
-            # Renders plain en-gb (espeak ignores a variant after "en-gb", see
-            # BYSTANDER_VOICES); the name stays so the lobby, and its figures, stay the same.
-            pcm = render_speech(line, RATE, "en-gb+m3", wpm=175)
+            # Plain en-gb: the newsreader's voice since the lobby was first measured (it was
+            # written "en-gb+m3", which espeak renders as en-gb, see BYSTANDER_VOICES).
+            pcm = render_speech(line, RATE, "en-gb", wpm=175)
             end = mixer.add(at_level(pcm, VISITOR_DBFS + TV_SPEECH_REL_DB), at, "tv")
             lobby.spans.append(Span("tv", at, end, line))
             at = end
