@@ -51,8 +51,18 @@ U3_EARLY_PARTIAL_EXTRA_MS = 250
 U3_DEFAULTS = {"min_turn_silence": 100, "max_turn_silence": 1000, "interruption_delay": 500}
 # Universal-Streaming defaults (SDK docstrings / docs: threshold 0.4, 400 / 1280 ms).
 UNIVERSAL_DEFAULTS = {"min_turn_silence": 400, "max_turn_silence": 1280}
+# `universal-3-6` is in the SDK's SpeechModel (1.8.2) but no page of the docs describes it;
+# by its name it is a Universal-3 release, so it is served as the U3 family here, as the
+# daemon treats it (docs/cloud-contract.md marks the row docs-silent).
 U3_MODELS = frozenset(
-    {"u3-rt-pro", "u3-pro", "u3-rt-pro-beta-1", "universal-3-5-pro", "universal-3-6-pro"}
+    {
+        "u3-rt-pro",
+        "u3-pro",
+        "u3-rt-pro-beta-1",
+        "universal-3-5-pro",
+        "universal-3-6",
+        "universal-3-6-pro",
+    }
 )
 UNIVERSAL_MODELS = frozenset({"universal-streaming-english", "universal-streaming-multilingual"})
 TERMINAL = (".", "?", "!")

@@ -49,3 +49,16 @@ def test_a_partial_at_a_short_pause_never_shows_an_unfinished_segment_whole() ->
     feed(ep, 700, 100)
     text, _ = ep.heard(end=False)
     assert text != "Can you book me"
+
+
+def test_the_emulator_serves_as_u3_every_model_the_daemon_treats_as_u3() -> None:
+    """Both follow the SDK's SpeechModel; a model one side took for Universal-Streaming
+    (unformatted finals, then a formatted copy) would make the daemon wait for a copy
+    that never comes, or take an unformatted final, in every simulated run."""
+    from assemblyai.streaming.v3 import SpeechModel
+
+    from agentd.sim.assemblyai_turns import U3_MODELS as SERVED_AS_U3
+    from agentd.stt.model_family import U3_MODELS as TREATED_AS_U3
+
+    assert SERVED_AS_U3 == TREATED_AS_U3
+    assert TREATED_AS_U3.issubset(m.value for m in SpeechModel)
