@@ -24,6 +24,7 @@ import time
 
 from agentd.bench.engagement import RECALL_TARGET, ModeResult, run_mode
 from agentd.bench.lobby_kiosk import calibrated_near_field
+from agentd.bench.wake_array import PROFILE_CHANNEL
 from agentd.config.sections_engagement import NearFieldConfig
 from agentd.sim.lobby import Lobby, build_lobby
 from agentd.sim.lobby_room import RoomMixer
@@ -41,7 +42,11 @@ def lobby_renderer(seed: int) -> RoomRenderer:
 
 
 def array_lobby(minutes: float, seed: int, far_gain_db: float) -> Lobby:
-    mixer = RoomMixer.factory(lobby_renderer(seed), seed=seed, far_gain_db=far_gain_db)
+    """The lobby heard by the 4-mic square; the daemon's mono signal is one mic, as the
+    4-mic profile's `audio.capture.channel` gives it (`PROFILE_CHANNEL`)."""
+    mixer = RoomMixer.factory(
+        lobby_renderer(seed), seed=seed, far_gain_db=far_gain_db, mono_channel=PROFILE_CHANNEL
+    )
     return build_lobby(minutes, seed=seed, room=mixer)
 
 

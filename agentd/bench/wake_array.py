@@ -1,4 +1,4 @@
-"""Wake words in the array lobby: what the detector hears from the mics' mix vs a front beam.
+"""Wake words in the array lobby: the detector hearing one mic, the mics' mix or a front beam.
 
 Like `wake_voices.lobby_trials` (same generator, so the same times, voices, rates, lines
 and levels), but each trial's "<phrase>, <line>" is rendered through the room model at a
@@ -6,15 +6,17 @@ visitor's place (0.5-1.0 m, azimuth -40..+40 deg, from its own generator) with i
 kept at the array as the lobby's visitors are (`RoomMixer.add`: `render_steady`), and
 mixed into the lobby's mics. The whole lobby then runs through VadGate +
 Engagement.front_end in wake_word mode (calibrated near-field gate with the channels'
-agreement, the detector, the far-field check), the gates always hearing the mics' mix;
-only what the detector hears changes: the mix, or a beam of the mics steered to 0 deg
-(`agentd.audio.beam`: delay-and-sum, or regularised superdirective).
+agreement, the detector, the far-field check), the gates always hearing the capture's
+mono signal as the 4-mic profile sets it (one mic, `PROFILE_CHANNEL`: the mics' plain mean
+combs a frontal voice, docs/engagement.md); only what the detector hears changes: that one
+mic, the mix, or a beam of the mics steered to 0 deg (`agentd.audio.beam`: delay-and-sum,
+or regularised superdirective).
 
 Optionally each mic gets a fixed gain and phase error (uniform within +-`gain_db` and
 +-`phase_deg`, the whole band), as real MEMS capsules have: a superdirective beam is
 sensitive to that (its white-noise gain), the mix hardly.
 
-`agentd bench engagement_array` prints the mix and the shipped beam; `python -m
+`agentd bench engagement_array` prints the profile's one mic and the shipped beam; `python -m
 agentd.bench.wake_array` prints every variant of docs/engagement.md "Front beam"
 (`--array pair|pair-broadside`, `--mismatch`, `--variants mix,mic0,ds,sd0.01,sd0.1`).
 """
@@ -40,6 +42,8 @@ from agentd.sim.lobby_room import PLACES
 from agentd.sim.room import PAIR_6CM, SQUARE_4, MicArray, RoomRenderer, frame_level_p90_db
 
 AZIMUTH_BANDS = ((-40.0, -20.0), (-20.0, 0.0), (0.0, 20.0), (20.0, 40.0))
+# hardware/respeaker-4mic-array: `audio.capture.channel = 0`, what VAD, gates and STT hear
+PROFILE_CHANNEL = 0
 
 
 @dataclass(slots=True)
@@ -135,7 +139,7 @@ def run_variant(
     gate = VadGate(VadConfig(), RATE, FRAME_MS)
     mics = trials.mics
     channels = mics.shape[1]
-    mix = np.clip(np.round(mics.astype(np.float32).mean(axis=1)), -32768, 32767).astype("<i2")
+    mix = np.ascontiguousarray(mics[:, PROFILE_CHANNEL])  # the capture's mono signal
     mono_fmt, array_fmt = AudioFormat(RATE), AudioFormat(RATE, channels)
     step = RATE * FRAME_MS // 1000
     hits: list[float] = []
@@ -171,16 +175,17 @@ def _score(
 
 
 def level_change_db(trials: ArrayTrials, weights: np.ndarray) -> tuple[float, float]:
-    """(median over trials of the visitor's loud-syllable level, beam minus mix, in dB;
-    the same for the lobby without them, its 20th-percentile frame level: the floor)."""
+    """(median over trials of the visitor's loud-syllable level, beam minus the profile's
+    one mic, in dB; the same for the lobby without them, its 20th-percentile frame level:
+    the floor)."""
     diffs = []
     for _, wet in trials.wet:
         mics = wet.T
-        mix_db = frame_level_p90_db(mics.mean(axis=1), RATE)
+        mix_db = frame_level_p90_db(mics[:, PROFILE_CHANNEL], RATE)
         beam_db = frame_level_p90_db(beams.beam_batch(mics, weights), RATE)
         diffs.append(beam_db - mix_db)
     sample = trials.mics[: 120 * RATE].astype(np.float64)
-    floor_mix = _floor_db(sample.mean(axis=1))
+    floor_mix = _floor_db(sample[:, PROFILE_CHANNEL])
     floor_beam = _floor_db(beams.beam_batch(sample, weights))
     return float(np.median(diffs)), floor_beam - floor_mix
 
@@ -225,10 +230,11 @@ def beam_cpu_per_s(trials: ArrayTrials, weights: np.ndarray, seconds: float = 60
 def wake_rows(
     lobby: Lobby, renderer: RoomRenderer, label: str, *, mismatch: bool
 ) -> list[tuple[str, str, bool]]:
-    """Mix vs front beam on the array lobby's wake-word trials, as bench check rows.
+    """The profile's one mic vs the front beam on the array lobby's wake-word trials, as
+    bench check rows (the mics' mix as a third: what `channel = -1` would give).
 
     Recall is held to issue 14's target only for the beam (what the daemon's detector
-    hears on an array profile); the beam must not add false accepts over the mix."""
+    hears on an array profile); the beam must not add false accepts over the one mic."""
     from agentd.bench.engagement import RECALL_TARGET
 
     count = max(4, round(TRIALS_PER_30_MIN * lobby.duration_ms / 1_800_000))
@@ -236,14 +242,18 @@ def wake_rows(
     weights = beams.superdirective_weights(positions, RATE)
     exact = (0.0, 0.0)
     cases: list[tuple[str, tuple[float, float], np.ndarray | None]] = [
-        ("mix", exact, None),
+        ("single mic", exact, None),
+        ("mix", exact, variant_weights("mix", list(positions))),
         ("front beam", exact, weights),
     ]
     if mismatch:
         mismatched_name = f"front beam, mics +-{MISMATCH[0]:g} dB +-{MISMATCH[1]:g} deg"
-        cases += [("mix, mics mismatched", MISMATCH, None), (mismatched_name, MISMATCH, weights)]
+        cases += [
+            ("single mic, mics mismatched", MISMATCH, None),
+            (mismatched_name, MISMATCH, weights),
+        ]
     rows: list[tuple[str, str, bool]] = []
-    mix_fa: dict[tuple[float, float], int] = {}  # the mix's false accepts, per mic error
+    mix_fa: dict[tuple[float, float], int] = {}  # the single mic's false accepts, per mic error
     trials_cache: dict[tuple[float, float], ArrayTrials] = {}
     for name, error, w in cases:
         if error not in trials_cache:
@@ -260,13 +270,14 @@ def wake_rows(
             value = f"{r.detected}/{r.trials} = {recall:.0%} (CI {100 * lo:.0f}-{hi:.0%})"
         else:  # a lobby too short for a trial outside its own visitors
             value = "0/0"
-        rows.append((prefix, value, w is None or not r.trials or recall >= RECALL_TARGET))
+        held = name.startswith("front beam")  # the detector's input on the profile
+        rows.append((prefix, value, not held or not r.trials or recall >= RECALL_TARGET))
         rows.append((f"{prefix}: by azimuth -40/-20/0/20/40", bands, True))
         rows.append(
             (
                 f"{prefix}: false accepts",
                 str(r.false_accepts),
-                w is None or r.false_accepts <= mix_fa[error],
+                not held or r.false_accepts <= mix_fa[error],
             )
         )
     if not trials_cache[exact].wet:
@@ -274,7 +285,7 @@ def wake_rows(
     visitor_db, floor_db = level_change_db(trials_cache[exact], weights)
     rows.append(
         (
-            f"array {label}: front beam - mix, visitor / room floor (dB)",
+            f"array {label}: front beam - single mic, visitor / room floor (dB)",
             f"{visitor_db:+.1f} / {floor_db:+.1f}",
             True,
         )
@@ -292,13 +303,12 @@ ARRAYS = {  # the arrays the docs' table was measured with
 
 
 def variant_weights(name: str, positions: list[tuple[float, float, float]]) -> np.ndarray | None:
-    """mix (None), mic0, ds, or sd<mu> (e.g. sd0.1) as beam weights toward 0 deg."""
+    """mic0 (None: the capture's mono, the profile's one mic), mix (the mics' plain mean),
+    ds, or sd<mu> (e.g. sd0.1) as beam weights toward 0 deg."""
     if name == "mix":
-        return None
+        return np.full((beams.FRAME // 2 + 1, len(positions)), 1.0 / len(positions), complex)
     if name == "mic0":
-        weights = np.zeros((beams.FRAME // 2 + 1, len(positions)), dtype=complex)
-        weights[:, 0] = 1.0
-        return weights
+        return None
     if name == "ds":
         return beams.delay_and_sum_weights(positions, RATE)
     if name.startswith("sd"):

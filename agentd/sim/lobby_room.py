@@ -45,10 +45,17 @@ class RoomMixer:
     """A lobby mixer with one channel per mic of `renderer.array` (see module doc)."""
 
     def __init__(
-        self, duration_ms: float, renderer: RoomRenderer, *, seed: int = 0, far_gain_db: float = 0.0
+        self,
+        duration_ms: float,
+        renderer: RoomRenderer,
+        *,
+        seed: int = 0,
+        far_gain_db: float = 0.0,
+        mono_channel: int = -1,
     ) -> None:
         self.renderer = renderer
         self.far_gain_db = far_gain_db
+        self.mono_channel = mono_channel  # as audio.capture.channel: -1 = the mics' mean
         samples = int(duration_ms * RATE / 1000)
         self.channels = np.zeros((renderer.array.channels, samples), dtype=np.float32)
         self._rng = random.Random(seed * 7919 + 17)
@@ -56,10 +63,10 @@ class RoomMixer:
 
     @staticmethod
     def factory(
-        renderer: RoomRenderer, *, seed: int = 0, far_gain_db: float = 0.0
+        renderer: RoomRenderer, *, seed: int = 0, far_gain_db: float = 0.0, mono_channel: int = -1
     ) -> Callable[[float], RoomMixer]:
         return lambda duration_ms: RoomMixer(
-            duration_ms, renderer, seed=seed, far_gain_db=far_gain_db
+            duration_ms, renderer, seed=seed, far_gain_db=far_gain_db, mono_channel=mono_channel
         )
 
     def place(self, source: str) -> tuple[str, float, float]:
@@ -91,9 +98,13 @@ class RoomMixer:
         self.channels += np.tile(tone, reps)[:, : self.channels.shape[1]].astype(np.float32)
 
     def output(self, lobby: Lobby) -> None:
-        """The mics (interleaved) and their mix (what `audio.capture.channel = -1` gives)."""
+        """The mics (interleaved) and the mono signal `audio.capture.channel =
+        mono_channel` gives: one mic, or (-1) their mix."""
         clipped = np.clip(np.round(self.channels), -32768, 32767).astype("<i2")
         lobby.array = clipped.T.tobytes()
         lobby.array_channels = clipped.shape[0]
+        if self.mono_channel >= 0:
+            lobby.pcm = clipped[self.mono_channel].tobytes()
+            return
         mix = clipped.astype(np.float32).mean(axis=0)
         lobby.pcm = np.clip(np.round(mix), -32768, 32767).astype("<i2").tobytes()
