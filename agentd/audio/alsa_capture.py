@@ -172,10 +172,9 @@ def _warn_if_the_mix_cancels_the_front(config: CaptureConfig) -> None:
     positions = config.mic_positions_mm()
     if config.channel != -1 or not positions or len(config.mic_channels()) != config.channels:
         return
-    from agentd.audio.beam import MIX_DIP_WARN_DB, front_mix_dip
+    from agentd.audio.beam import MIX_DIP_WARN_DB, front_mix_dip, metres
 
-    metres = [(x / 1000, y / 1000, z / 1000) for x, y, z in positions]
-    dip_db, at_hz = front_mix_dip(metres, config.rate_hz, config.array_front_deg)
+    dip_db, at_hz = front_mix_dip(metres(positions), config.rate_hz, config.array_front_deg)
     if dip_db <= MIX_DIP_WARN_DB:
         log.warning(
             "audio.capture.channel = -1 averages mics that cancel a voice from the front "

@@ -44,6 +44,16 @@ DEFAULT_MU = 0.1
 Positions = Sequence[tuple[float, float, float]]
 
 
+def metres(positions_mm: Sequence[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """Config positions (mm, `CaptureConfig.mic_positions_mm`) in the metres used here."""
+    return [(x / 1000, y / 1000, z / 1000) for x, y, z in positions_mm]
+
+
+def mix_weights(mics: int) -> np.ndarray:
+    """The plain mean of the mics (`audio.capture.channel = -1`) as beam weights."""
+    return np.full((FRAME // 2 + 1, mics), 1.0 / mics, dtype=np.complex128)
+
+
 def _window() -> np.ndarray:
     """sqrt of the periodic Hann window: analysis x synthesis = Hann, which sums to 1 at HOP."""
     n = np.arange(FRAME)
@@ -189,9 +199,7 @@ def front_mix_dip(positions_m: Positions, rate_hz: int, azimuth_deg: float) -> t
     for a voice from `azimuth_deg`: the average of unaligned mics is a comb filter. On the
     45.7 mm square with the visitor between two mics it is -10 dB at 3 kHz and a null
     near 3.75 kHz (a 45.7 mm path difference is half a wavelength there)."""
-    mics = len(positions_m)
-    uniform = np.full((len(bin_freqs(rate_hz)), mics), 1.0 / mics, dtype=np.complex128)
-    gain = np.abs(response(uniform, positions_m, rate_hz, azimuth_deg))
+    gain = np.abs(response(mix_weights(len(positions_m)), positions_m, rate_hz, azimuth_deg))
     freqs = bin_freqs(rate_hz)
     band = (freqs > 0) & (freqs <= MIX_CHECK_UP_TO_HZ)
     worst = int(np.argmin(np.where(band, gain, np.inf)))

@@ -139,15 +139,15 @@ def run_variant(
     gate = VadGate(VadConfig(), RATE, FRAME_MS)
     mics = trials.mics
     channels = mics.shape[1]
-    mix = np.ascontiguousarray(mics[:, PROFILE_CHANNEL])  # the capture's mono signal
+    mono = np.ascontiguousarray(mics[:, PROFILE_CHANNEL])  # the capture's mono signal
     mono_fmt, array_fmt = AudioFormat(RATE), AudioFormat(RATE, channels)
     step = RATE * FRAME_MS // 1000
     hits: list[float] = []
     beam_cpu = 0.0
-    for start in range(0, len(mix) - step + 1, step):
+    for start in range(0, len(mono) - step + 1, step):
         at = start * 1000 / RATE
         array = AudioChunk(mics[start : start + step].tobytes(), array_fmt, at)
-        chunk = AudioChunk(mix[start : start + step].tobytes(), mono_fmt, at, array)
+        chunk = AudioChunk(mono[start : start + step].tobytes(), mono_fmt, at, array)
         t = time.process_time()
         engagement.front_end(chunk, gate.process(chunk), True)
         beam_cpu += time.process_time() - t
@@ -156,7 +156,7 @@ def run_variant(
         ):
             hits.append(engagement.last_wake_ms)
     result, per_band = _score(lobby, trials, hits, engagement.stats.wake_words_far)
-    return VariantResult(name, result, per_band, beam_cpu, len(mix) / RATE)
+    return VariantResult(name, result, per_band, beam_cpu, len(mono) / RATE)
 
 
 def _score(
@@ -181,13 +181,13 @@ def level_change_db(trials: ArrayTrials, weights: np.ndarray) -> tuple[float, fl
     diffs = []
     for _, wet in trials.wet:
         mics = wet.T
-        mix_db = frame_level_p90_db(mics[:, PROFILE_CHANNEL], RATE)
+        mono_db = frame_level_p90_db(mics[:, PROFILE_CHANNEL], RATE)
         beam_db = frame_level_p90_db(beams.beam_batch(mics, weights), RATE)
-        diffs.append(beam_db - mix_db)
+        diffs.append(beam_db - mono_db)
     sample = trials.mics[: 120 * RATE].astype(np.float64)
-    floor_mix = _floor_db(sample[:, PROFILE_CHANNEL])
+    floor_mono = _floor_db(sample[:, PROFILE_CHANNEL])
     floor_beam = _floor_db(beams.beam_batch(sample, weights))
-    return float(np.median(diffs)), floor_beam - floor_mix
+    return float(np.median(diffs)), floor_beam - floor_mono
 
 
 def _floor_db(signal: np.ndarray) -> float:
@@ -253,14 +253,14 @@ def wake_rows(
             (mismatched_name, MISMATCH, weights),
         ]
     rows: list[tuple[str, str, bool]] = []
-    mix_fa: dict[tuple[float, float], int] = {}  # the single mic's false accepts, per mic error
+    mono_fa: dict[tuple[float, float], int] = {}  # the single mic's false accepts, per mic error
     trials_cache: dict[tuple[float, float], ArrayTrials] = {}
     for name, error, w in cases:
         if error not in trials_cache:
             trials_cache[error] = mix_trials(lobby, renderer, count, mismatch=error)
         v = run_variant(name, lobby, trials_cache[error], w)
         if w is None:
-            mix_fa[error] = v.result.false_accepts
+            mono_fa[error] = v.result.false_accepts
         r = v.result
         recall = r.detected / max(1, r.trials)
         bands = " ".join(f"{d}/{n}" for d, n in v.per_band)
@@ -277,7 +277,7 @@ def wake_rows(
             (
                 f"{prefix}: false accepts",
                 str(r.false_accepts),
-                not held or r.false_accepts <= mix_fa[error],
+                not held or r.false_accepts <= mono_fa[error],
             )
         )
     if not trials_cache[exact].wet:
@@ -306,7 +306,7 @@ def variant_weights(name: str, positions: list[tuple[float, float, float]]) -> n
     """mic0 (None: the capture's mono, the profile's one mic), mix (the mics' plain mean),
     ds, or sd<mu> (e.g. sd0.1) as beam weights toward 0 deg."""
     if name == "mix":
-        return np.full((beams.FRAME // 2 + 1, len(positions)), 1.0 / len(positions), complex)
+        return beams.mix_weights(len(positions))
     if name == "mic0":
         return None
     if name == "ds":
@@ -352,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(run_variant(name, lobby, trials, weights)), flush=True)
         if weights is not None and trials.wet:
             visitor_db, floor_db = level_change_db(trials, weights)
-            print(f"  {name} - mix: visitor {visitor_db:+.1f} dB, room floor {floor_db:+.1f} dB")
+            print(
+                f"  {name} - single mic: visitor {visitor_db:+.1f} dB, "
+                f"room floor {floor_db:+.1f} dB"
+            )
     return 0
 
 

@@ -110,9 +110,7 @@ class CaptureConfig:
     def mic_positions_mm(self) -> tuple[tuple[float, float, float], ...]:
         """The array's mic positions (x, y, z) in mm, () when the geometry is unknown."""
         if self.array_geometry == "custom":
-            return tuple(
-                (p[0], p[1], p[2] if len(p) == 3 else 0.0) for p in self.array_positions_mm
-            )
+            return _as_xyz(self.array_positions_mm)
         return ARRAY_PRESETS_MM.get(self.array_geometry, ())
 
 

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Protocol
 
 from agentd.audio import dsp
-from agentd.audio.beam import FixedBeam, superdirective_weights
+from agentd.audio.beam import FixedBeam, metres, superdirective_weights
 from agentd.audio.format import AudioChunk
 from agentd.audio.near_field import NearFieldGate
 from agentd.audio.wake_emphasis import WakeEmphasis
@@ -385,11 +385,7 @@ def wake_beam_for(
             extra=fields(stage="engagement"),
         )
         return None
-    weights = superdirective_weights(
-        [(x / 1000, y / 1000, z / 1000) for x, y, z in positions],
-        rate_hz,
-        capture.array_front_deg,
-    )
+    weights = superdirective_weights(metres(positions), rate_hz, capture.array_front_deg)
     log.info(
         "wake word hears a front beam of %d mics toward %g deg (%s)",
         len(positions),
